@@ -121,6 +121,9 @@ class ConfigField(_Frozen):
     choices_provider: str | None = None  # a named dynamic provider resolved at render time
     minimum: float | None = None
     maximum: float | None = None
+    exclusive_minimum: bool = False  # `minimum` itself is not allowed (e.g. learning rate > 0)
+    exclusive_maximum: bool = False  # `maximum` itself is not allowed (e.g. dropout < 1)
+    multiple_of: int | None = None  # e.g. resolutions must be multiples of 8
     pattern: str | None = None
     platforms: tuple[Platform, ...] = ()  # empty: every platform
     model_families: tuple[str, ...] = ()  # empty: every family
@@ -136,9 +139,9 @@ class ConfigField(_Frozen):
     def _check(self) -> ConfigField:
         if not self.name.isidentifier():
             raise ValueError(f"field name {self.name!r} is not an identifier")
-        if self.type in (FieldType.CHOICE, FieldType.MULTI_CHOICE):
-            if not self.choices and not self.choices_provider:
-                raise ValueError(f"{self.name}: a choice field needs choices or a provider")
+        is_choice = self.type in (FieldType.CHOICE, FieldType.MULTI_CHOICE)
+        if is_choice and not self.choices and not self.choices_provider:
+            raise ValueError(f"{self.name}: a choice field needs choices or a provider")
         return self
 
     @property

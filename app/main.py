@@ -1,0 +1,103 @@
+"""`python -m app`: parse the arguments, build the services, start the server, print the URL.
+
+`build_parser()` and `build_app()` are separate so the server-modes part can extend them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+
+from state.atomic import atomic_write_text
+from state.paths import data_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m app", description="tunerdeck web UI and trainer server"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    parser.add_argument("--mode", choices=("unified", "trainer", "webui"), default="unified")
+    parser.add_argument("--token", default=None, help="API token (required off loopback)")
+    parser.add_argument(
+        "--trainer-url", default=None, help="trainer-mode server to drive (webui mode)"
+    )
+    parser.add_argument("--callback-port", type=int, default=None)
+    parser.add_argument("--callback-host", default=None)
+    parser.add_argument(
+        "--storage-secret",
+        default=None,
+        help="secret that signs browser sessions (default: one generated once and kept in the data dir)",
+    )
+    return parser
+
+
+def storage_secret(explicit: str | None) -> str:
+    """The session-signing secret; a stable one keeps drafts across server restarts."""
+    if explicit:
+        return explicit
+    path = data_dir() / "webui-secret"
+    if path.is_file():
+        text = path.read_text(encoding="utf-8").strip()
+        if text:
+            return text
+    secret = secrets.token_urlsafe(32)
+    atomic_write_text(path, secret + "\n")
+    os.chmod(path, 0o600)
+    return secret
+
+
+def use_storage_dir() -> None:
+    """Keep NiceGUI's per-browser storage (drafts) in our data dir, not the working dir."""
+    if "NICEGUI_STORAGE_PATH" in os.environ:
+        return
+    from nicegui import app
+    from nicegui.storage import Storage
+
+    Storage.path = (data_dir() / "webui-storage").resolve()
+    app.storage = Storage()
+
+
+def build_app(args: argparse.Namespace) -> dict[str, object]:
+    """Wire services, pages and routers; returns the keyword arguments for ui.run."""
+    from app.server import configure
+    from app.services.container import build_services
+
+    use_storage_dir()
+    configure(build_services())
+    return {
+        "host": args.host,
+        "port": args.port,
+        "title": "tunerdeck",
+        "storage_secret": storage_secret(args.storage_secret),
+        "reload": False,
+        "show": False,
+        "show_welcome_message": False,
+        "favicon": "🎛️",
+    }
+
+
+def url_for(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}/"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run_kwargs = build_app(args)
+    from nicegui import app, ui
+
+    app.on_startup(
+        lambda: print(f"tunerdeck is running at {url_for(args.host, args.port)}", flush=True)
+    )
+    ui.run(**run_kwargs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Throttled delivery of bus items to one browser client.
+
+Each item is appended to a per-client list (cheap, nothing dropped); the page's handler runs
+at most every `interval` seconds with everything that arrived since, in the client's context.
+An item arriving after a quiet spell is shown at once; under load updates are coalesced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from nicegui import background_tasks, ui
+
+from app.services.event_bus import EventBus, Item
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[list[Item]], Awaitable[None] | None]
+
+UPDATE_INTERVAL_S = 0.15
+
+
+class LiveUpdates:
+    def __init__(
+        self,
+        bus: EventBus,
+        handler: Handler,
+        *,
+        accept: Callable[[Item], bool] | None = None,
+        interval: float = UPDATE_INTERVAL_S,
+    ) -> None:
+        self.bus = bus
+        self.handler = handler
+        self.accept = accept
+        self.interval = interval
+        self.client = ui.context.client
+        self._pending: list[Item] = []
+        self._last = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+        self._running = False
+        self._closed = False
+        self._remove = bus.listen(self._on_item)
+        self.client.on_delete(self.close)
+
+    def close(self) -> None:
+        self._closed = True
+        self._remove()
+        if self._handle is not None:
+            self._handle.cancel()
+
+    def _on_item(self, item: Item) -> None:
+        if self._closed or (self.accept is not None and not self.accept(item)):
+            return
+        self._pending.append(item)
+        self._schedule()
+
+    def poke(self) -> None:
+        """Run the handler soon even without new items (e.g. after a button press)."""
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._handle is not None or self._running:
+            return
+        delay = max(0.0, self._last + self.interval - time.monotonic())
+        self._handle = asyncio.get_running_loop().call_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        self._handle = None
+        if self._closed:
+            return
+        self._running = True
+        background_tasks.create(self._run(), name="live-updates")
+
+    async def _run(self) -> None:
+        try:
+            self._last = time.monotonic()
+            items, self._pending = self._pending, []
+            with self.client:
+                result = self.handler(items)
+                if inspect.isawaitable(result):
+                    await result
+        except Exception:
+            log.exception("live update failed")
+        finally:
+            self._running = False
+            if self._pending and not self._closed:
+                self._schedule()

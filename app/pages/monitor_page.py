@@ -1,0 +1,384 @@
+"""The monitor view (/monitor, /monitor/{run_id}): loss and learning-rate charts with smoothing,
+validation images by step (click to enlarge), the log tail with a level filter, checkpoints,
+toasts for lifecycle changes, a banner while a run is active, and hardware telemetry.
+
+It reads a `RunDetail` once, then folds in the run's events as they arrive (throttled)."""
+
+from __future__ import annotations
+
+import urllib.parse
+from pathlib import Path
+
+from nicegui import run, ui
+
+from app.pages.layout import NAV_LINKS, page_frame
+from app.pages.live_updates import LiveUpdates
+from app.pages.monitor_view import format_bytes, line_chart, loss_series, thin
+from app.pages.run_bar import ACTIVE, format_duration, pick_current
+from app.services import hardware
+from app.services.container import Services, get_services
+from app.services.event_bus import Item, LogLine
+from app.services.events import Event
+from app.services.run_service import RunDetail, RunError, RunInfo, ValidationStep
+
+CHART_INTERVAL_S = 0.5
+LEVELS = ("all", "error", "warning", "info", "output")
+_TOAST = {
+    "completed": "positive",
+    "stopped": "info",
+    "failed": "negative",
+    "running": "info",
+    "stopping": "info",
+}
+_LEVEL_RANK = {"debug": 0, "output": 1, "info": 1, "warning": 2, "error": 3, "critical": 3}
+
+
+class MonitorPage:
+    def __init__(self, services: Services, run_id: str | None) -> None:
+        self.services = services
+        self.run_id = run_id
+        self.detail: RunDetail | None = None
+        self.smoothing = 0.6
+        self.level = "all"
+        self.events_seen = 0  # events this view received (the bench compares with what was sent)
+        self.last_seq = 0
+
+    async def build(self) -> None:
+        page_frame(self.services, "/monitor")
+        service = self.services.run_service
+        with ui.column().classes("td-main w-full gap-3 p-2"):
+            if service is None:
+                ui.label("This server has no run service.").mark("no-run-service")
+                return
+            if self.run_id is None:
+                current = pick_current(await service.list_runs())
+                self.run_id = current.id if current else None
+            self.banner = ui.card().classes("w-full bg-primary text-white").mark("active-banner")
+            with self.banner, ui.row().classes("items-center no-wrap"):
+                ui.spinner(color="white")
+                self.banner_text = ui.label("")
+            self.banner.visible = False
+            if self.run_id is None:
+                ui.label("No run yet: start one from the Trainer page.").classes(
+                    "text-grey-7"
+                ).mark("no-runs")
+                self._hardware_card()
+                # The first event of a new run opens its monitor.
+                self.live = LiveUpdates(self.services.event_bus, self._open_first_run)
+                return
+            try:
+                self.detail = await service.get_detail(self.run_id)
+            except RunError as exc:
+                ui.label(exc.message).classes("text-negative").mark("monitor-error")
+                return
+            self.points = [(p.step, p.loss, p.lr) for p in self.detail.progress]
+            self._header()
+            with ui.row().classes("w-full items-center gap-4"):
+                ui.label("Smoothing").classes("text-sm")
+                ui.slider(
+                    min=0, max=0.99, step=0.01, value=self.smoothing, on_change=self._set_smoothing
+                ).classes("w-48").mark("smoothing")
+            loss, lr = self._chart_series()
+            with ui.row().classes("w-full no-wrap gap-2"):
+                self.loss_chart = (
+                    ui.echart(line_chart("loss", loss)).classes("w-1/2 h-64").mark("loss-chart")
+                )
+                self.lr_chart = (
+                    ui.echart(line_chart("learning rate", lr))
+                    .classes("w-1/2 h-64")
+                    .mark("lr-chart")
+                )
+            self.charts_dirty = False
+            ui.timer(CHART_INTERVAL_S, self._draw_charts_if_dirty)
+            with ui.expansion("Validation images", icon="image", value=True).classes("w-full"):
+                self.gallery = ui.column().classes("w-full gap-2").mark("gallery")
+            self._draw_gallery()
+            with ui.row().classes("w-full no-wrap gap-2 items-start"):
+                with ui.card().classes("w-2/3"):
+                    with ui.row().classes("items-center w-full"):
+                        ui.label("Log").classes("font-medium")
+                        ui.space()
+                        ui.select(
+                            list(LEVELS), value=self.level, label="level", on_change=self._set_level
+                        ).props("dense").classes("w-32").mark("log-level")
+                    self.log_view = ui.log(max_lines=500).classes("w-full h-64 text-xs").mark("log")
+                    self._draw_log()
+                with ui.card().classes("w-1/3"):
+                    ui.label("Checkpoints").classes("font-medium")
+                    self.checkpoints = ui.column().classes("gap-0").mark("checkpoints")
+                    self._draw_checkpoints()
+            self._hardware_card()
+            # "<last seq> <events received>": read by bench/events.py in the browser.
+            self.seen_label = ui.label("").classes("hidden td-events-seen").mark("events-seen")
+        self.live = LiveUpdates(self.services.event_bus, self._on_items, accept=self._accept)
+
+    # ---- sections -----------------------------------------------------------------------------
+    def _header(self) -> None:
+        with ui.card().classes("w-full"):
+            with ui.row().classes("items-center gap-4 w-full"):
+                self.title = ui.label("").classes("text-h6").mark("monitor-title")
+                self.state_badge = ui.badge("").mark("monitor-state")
+                ui.space()
+                ui.link("All runs", "/runs").classes("text-sm")
+            self.progress = ui.linear_progress(value=0, show_value=False).mark("monitor-progress")
+            self.summary = ui.label("").classes("text-sm").mark("monitor-summary")
+            self.message = ui.label("").classes("text-sm text-grey-8").mark("monitor-message")
+        self._draw_header()
+
+    def _draw_header(self) -> None:
+        assert self.detail is not None
+        run = self.detail.run
+        self.title.text = f"Run {run.id}" + (f" · {run.config_name}" if run.config_name else "")
+        self.state_badge.text = run.state
+        self.state_badge.props(f"color={_state_color(run.state)}")
+        self.progress.value = round(run.step / run.max_steps, 4) if run.max_steps else 0
+        parts = [f"step {run.step}/{run.max_steps or '?'}"]
+        if run.loss is not None:
+            parts.append(f"loss {run.loss:.4f}")
+        if run.it_per_s:
+            parts.append(f"{run.it_per_s:.2f} it/s")
+        if run.eta_s is not None and run.state in ACTIVE:
+            parts.append(f"ETA {format_duration(run.eta_s)}")
+        if run.duration_s is not None:
+            parts.append(f"duration {format_duration(run.duration_s)}")
+        self.summary.text = " · ".join(parts)
+        self.message.text = run.message
+        active = run.state in ACTIVE or run.state == "queued"
+        self.banner.visible = active
+        self.banner_text.text = f"Run {run.id} is {run.state}" + (
+            f": step {run.step}/{run.max_steps}" if run.max_steps else ""
+        )
+
+    def _chart_series(self) -> tuple[list[dict], list[dict]]:
+        loss = loss_series([(step, loss) for step, loss, _ in self.points], self.smoothing)
+        lr_data = thin([[step, lr] for step, _, lr in self.points if lr is not None])
+        return loss, [{"name": "lr", "type": "line", "showSymbol": False, "data": lr_data}]
+
+    def _draw_charts(self) -> None:
+        # setOption straight to the browser: keeping thousands of points in the element's
+        # observable props would cost the server far more than drawing them.
+        loss, lr = self._chart_series()
+        self.loss_chart.run_chart_method("setOption", {"series": loss})
+        self.lr_chart.run_chart_method("setOption", {"series": lr})
+
+    def _draw_charts_if_dirty(self) -> None:
+        if self.charts_dirty:
+            self.charts_dirty = False
+            self._draw_charts()
+
+    def _draw_gallery(self) -> None:
+        assert self.detail is not None
+        self.gallery.clear()
+        with self.gallery:
+            if not self.detail.validations:
+                ui.label("No validation images yet.").classes("text-sm text-grey-7").mark(
+                    "no-images"
+                )
+            for group in reversed(self.detail.validations):
+                self._draw_validation(group)
+
+    def _draw_validation(self, group: ValidationStep) -> None:
+        with ui.column().classes("gap-1").mark(f"validation-{group.step}"):
+            ui.label(f"step {group.step}").classes("text-sm font-medium")
+            with ui.row().classes("gap-2"):
+                for image in group.images:
+                    url = self._file_url(image["path"])
+                    with ui.column().classes("gap-0 items-center w-32"):
+                        ui.image(url).classes("w-32 h-32 cursor-pointer").mark(
+                            "validation-image"
+                        ).on(
+                            "click",
+                            lambda _, u=url, p=image["prompt"], s=group.step: _enlarge(u, p, s),
+                        )
+                        ui.label(image["prompt"]).classes("text-xs text-center")
+
+    def _file_url(self, path: str) -> str:
+        assert self.detail is not None
+        root = Path(self.detail.run.run_dir)
+        try:
+            relative = str(Path(path).relative_to(root))
+        except ValueError:
+            relative = path
+        return f"/api/runs/{self.detail.run.id}/file?path={urllib.parse.quote(relative)}"
+
+    def _draw_log(self) -> None:
+        assert self.detail is not None
+        self.log_view.clear()
+        for entry in self.detail.logs:
+            self._push_log(entry)
+
+    def _push_log(self, entry: dict) -> None:
+        level = entry.get("level", "info")
+        if self.level != "all" and _LEVEL_RANK.get(level, 1) < _LEVEL_RANK.get(self.level, 1):
+            return
+        if self.level == "output" and level != "output":
+            return
+        prefix = "" if level == "output" else f"[{level}] "
+        self.log_view.push(prefix + str(entry.get("message", "")))
+
+    def _draw_checkpoints(self) -> None:
+        assert self.detail is not None
+        self.checkpoints.clear()
+        with self.checkpoints:
+            if not self.detail.checkpoints:
+                ui.label("No checkpoint yet.").classes("text-sm text-grey-7")
+            for ckpt in reversed(self.detail.checkpoints):
+                ui.label(f"step {ckpt.step} · {format_bytes(ckpt.size_bytes)}").classes(
+                    "text-sm"
+                ).mark(f"checkpoint-{ckpt.step}").tooltip(ckpt.path)
+
+    def _hardware_card(self) -> None:
+        with ui.card().classes("w-full"):
+            ui.label("Hardware").classes("font-medium")
+            self.hardware = ui.column().classes("gap-0 text-sm").mark("hardware")
+        ui.timer(2.0, self._refresh_hardware, immediate=True)
+
+    async def _refresh_hardware(self) -> None:
+        snap = await run.io_bound(hardware.snapshot)
+        self.hardware.clear()
+        with self.hardware:
+            if not snap.gpus:
+                ui.label(snap.gpu_status).classes("text-grey-8").mark("no-gpu")
+            for gpu in snap.gpus:
+                parts = [f"GPU {gpu.index}: {gpu.name}"]
+                if gpu.utilization_pct is not None:
+                    parts.append(f"{gpu.utilization_pct:.0f}% busy")
+                if gpu.memory_used_mb is not None and gpu.memory_total_mb:
+                    parts.append(
+                        f"{gpu.memory_used_mb / 1024:.1f}/{gpu.memory_total_mb / 1024:.1f} GiB"
+                    )
+                if gpu.temperature_c is not None:
+                    parts.append(f"{gpu.temperature_c:.0f} °C")
+                if gpu.power_w is not None:
+                    parts.append(f"{gpu.power_w:.0f} W")
+                ui.label(" · ".join(parts)).mark(f"gpu-{gpu.index}")
+            ram = f"{snap.ram_used_mb / 1024:.1f}/{snap.ram_total_mb / 1024:.1f} GiB"
+            ui.label(f"CPU {snap.cpu_pct:.0f}% of {snap.cpu_count} cores · RAM {ram}").mark(
+                "cpu-ram"
+            )
+
+    # ---- live ------------------------------------------------------------------------------
+    def _open_first_run(self, items: list[Item]) -> None:
+        if items:
+            ui.navigate.to(f"/monitor/{items[0].run_id}")
+
+    def _accept(self, item: Item) -> bool:
+        return item.run_id == self.run_id
+
+    async def _on_items(self, items: list[Item]) -> None:
+        detail = self.detail
+        service = self.services.run_service
+        if detail is None or service is None:
+            return
+        progress = gallery = checkpoints = reload_points = False
+        for item in items:
+            if isinstance(item, LogLine):
+                entry = {"ts": item.ts, "level": "output", "message": item.text}
+                detail.logs.append(entry)
+                self._push_log(entry)
+                continue
+            event: Event = item
+            self.events_seen += 1
+            self.last_seq = max(self.last_seq, event.seq)
+            data = event.data
+            if event.type == "progress":
+                self.points.append((data["step"], data.get("loss"), data.get("lr")))
+                progress = True
+            elif event.type == "validation":
+                gallery = True
+            elif event.type == "checkpoint":
+                checkpoints = True
+            elif event.type == "lifecycle":
+                checkpoints = reload_points = True  # a resumed attempt may replace points
+                state = data["state"]
+                ui.notify(
+                    f"Run {event.run_id}: {state}. {data.get('message', '')}",
+                    type=_TOAST.get(state, "info"),
+                )
+            elif event.type == "error":
+                ui.notify(
+                    f"Run {event.run_id} error: {data['message']}", type="negative", multi_line=True
+                )
+            if event.type in ("log", "lifecycle", "error"):
+                level = "error" if event.type == "error" else data.get("level", "info")
+                message = data.get("message", "")
+                if event.type == "lifecycle":
+                    message = f"{data['state']}: {message}"
+                entry = {"ts": event.ts, "level": level, "message": message}
+                detail.logs.append(entry)
+                self._push_log(entry)
+        if gallery or checkpoints:
+            fresh = await service.get_detail(detail.run.id, include_progress=reload_points)
+            detail.validations, detail.checkpoints = fresh.validations, fresh.checkpoints
+            if reload_points:
+                self.points = [(p.step, p.loss, p.lr) for p in fresh.progress]
+            if gallery:
+                self._draw_gallery()
+            if checkpoints:
+                self._draw_checkpoints()
+            progress = True
+        try:
+            detail.run = await service.get_run(detail.run.id)
+        except RunError:
+            return  # deleted meanwhile
+        if progress:
+            self.charts_dirty = (
+                True  # drawn by the chart timer: charts change at most twice a second
+            )
+        self._draw_header()
+        self.seen_label.text = f"{self.last_seq} {self.events_seen}"
+
+    def _set_smoothing(self, event: object) -> None:
+        self.smoothing = float(getattr(event, "value", 0) or 0)
+        self._draw_charts()
+
+    def _set_level(self, event: object) -> None:
+        self.level = str(getattr(event, "value", "all") or "all")
+        self._draw_log()
+
+
+def _enlarge(url: str, prompt: str, step: int) -> None:
+    with ui.dialog() as dialog, ui.card().mark("enlarged"):
+        ui.image(url).classes("w-[32rem] max-w-full")
+        ui.label(f"step {step}: {prompt}").classes("text-sm")
+        ui.button("Close", on_click=dialog.close).props("flat")
+    dialog.open()
+
+
+def _state_color(state: str) -> str:
+    return {
+        "running": "primary",
+        "starting": "primary",
+        "stopping": "warning",
+        "queued": "grey",
+        "completed": "positive",
+        "stopped": "grey-7",
+        "failed": "negative",
+    }.get(state, "grey")
+
+
+# The live monitor of each client, by client id (tests and bench/events.py inspect it).
+MONITORS: dict[str, MonitorPage] = {}
+
+
+def register() -> None:
+    if ("/monitor", "Monitor", "show_chart") not in NAV_LINKS:
+        NAV_LINKS.append(("/monitor", "Monitor", "show_chart"))
+
+    async def render(run_id: str | None) -> None:
+        page = MonitorPage(get_services(), run_id)
+        client = ui.context.client
+        MONITORS[client.id] = page
+        client.on_delete(lambda: MONITORS.pop(client.id, None))
+        await page.build()
+
+    @ui.page("/monitor", title="tunerdeck · monitor")
+    async def monitor() -> None:
+        await render(None)
+
+    @ui.page("/monitor/{run_id}", title="tunerdeck · run")
+    async def monitor_run(run_id: str) -> None:
+        await render(run_id)
+
+
+__all__ = ["MONITORS", "MonitorPage", "RunInfo", "register"]

@@ -1,0 +1,233 @@
+"""The run bar at the foot of the trainer page: state, step/max, progress, it/s, ETA, loss,
+and Start / Stop / Resume, enabled only when they make sense.
+
+Start stays disabled while the config has problems (listed here, each a link to its field).
+The bar follows "the current run": the active one, else the next queued, else the latest.
+Every browser tab has its own bar, fed from the same event bus, so all show the same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from nicegui import ui
+
+from app.pages.live_updates import LiveUpdates
+from app.services.container import Services
+from app.services.event_bus import Item
+from app.services.events import Event
+from app.services.form_state import FormState
+from app.services.run_service import RunError, RunInfo
+from registry.validation import Issue
+
+NO_RUN_SERVICE = "Runs are not available: this server has no run service yet."
+ACTIVE = ("starting", "running", "stopping")
+_TOASTS = {"running": "info", "stopped": "info", "completed": "positive", "failed": "negative"}
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "–"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def pick_current(runs: list[RunInfo]) -> RunInfo | None:
+    """The run a bar shows: active first, then the next queued, then the most recent."""
+    for run in runs:
+        if run.state in ACTIVE:
+            return run
+    queued = sorted((r for r in runs if r.state == "queued"), key=lambda r: r.queue_position or 0)
+    if queued:
+        return queued[0]
+    return max(runs, key=lambda r: r.created_at, default=None)
+
+
+def run_summary(run: RunInfo) -> str:
+    parts = [run.state]
+    if run.queue_position is not None:
+        parts.append(f"#{run.queue_position + 1} in queue")
+    return " · ".join(parts)
+
+
+class RunBar:
+    def __init__(self, form: FormState, services: Services, jump_to: Callable[[str], None]) -> None:
+        self.form = form
+        self.services = services
+        self.jump_to = jump_to
+        self._problems: list[Issue] = []
+        self.current: RunInfo | None = None
+        self.queued_count = 0
+        with (
+            ui.footer(elevated=True)
+            .classes("items-center gap-3 px-3 py-1 bg-grey-2 text-black flex-wrap")
+            .mark("run-bar") as self.footer
+        ):
+            self.status = (
+                ui.label("Idle").classes("text-sm font-medium td-run-status").mark("run-status")
+            )
+            with ui.column().classes("gap-0 min-w-[10rem]"):
+                self.progress = ui.linear_progress(value=0, show_value=False, size="8px").mark(
+                    "run-progress"
+                )
+                self.step_label = ui.label("").classes("text-xs td-run-step").mark("run-step")
+            self.stats = ui.label("").classes("text-xs text-grey-8").mark("run-stats")
+            self.start = (
+                ui.button("Start", icon="play_arrow", on_click=self._start)
+                .props("dense no-caps")
+                .classes("td-start")
+                .mark("start")
+            )
+            self.stop = (
+                ui.button("Stop", icon="stop", on_click=self._stop)
+                .props("dense no-caps outline")
+                .classes("td-stop")
+                .mark("stop")
+            )
+            self.resume = ui.button("Resume", icon="replay", on_click=self._resume).props(
+                "dense no-caps outline"
+            )
+            self.resume.classes("td-resume").mark("resume")
+            self.monitor_link = (
+                ui.link("Monitor", "/monitor").classes("text-sm").mark("monitor-link")
+            )
+            self.reason = ui.label("").classes("text-xs text-grey-8").mark("start-reason")
+            self.problem_box = (
+                ui.expansion("", icon="error_outline").classes("text-negative").props("dense")
+            )
+            self.problem_box.mark("problems")
+            with self.problem_box:
+                self.problem_list = ui.column().classes("gap-0 max-h-40 overflow-auto")
+        self.stop.disable()
+        self.resume.disable()
+        self.set_problems(form.problems())
+        self.live: LiveUpdates | None = None
+        if services.run_service is not None and services.event_bus is not None:
+            self.live = LiveUpdates(services.event_bus, self._on_items, accept=_state_changing)
+            self.live.poke()
+
+    @property
+    def can_start(self) -> bool:
+        return not self._problems and self.services.run_service is not None
+
+    def set_problems(self, problems: list[Issue]) -> None:
+        self._problems = list(problems)
+        self.problem_list.clear()
+        with self.problem_list:
+            for issue in self._problems:
+                link = ui.label(f"{issue.path}: {issue.message}").classes(
+                    "text-sm text-negative cursor-pointer underline"
+                )
+                link.on(
+                    "click", lambda _, p=issue.path: self.jump_to(p.split("[")[0].split(".")[0])
+                )
+        count = len(self._problems)
+        self.problem_box.text = f"{count} problem{'s' if count != 1 else ''} to fix before starting"
+        self.problem_box.set_visibility(bool(count))
+        if count:
+            self.reason.text = (
+                f"Start is disabled: {count} problem{'s' if count != 1 else ''} in the config."
+            )
+        elif self.services.run_service is None:
+            self.reason.text = NO_RUN_SERVICE
+        elif self.current is not None and self.current.state in ACTIVE:
+            self.reason.text = "A run is active: Start adds the config to the queue."
+        else:
+            self.reason.text = ""
+        self.start.set_enabled(self.can_start)
+
+    # ---- live state ---------------------------------------------------------------------------
+    async def _on_items(self, items: list[Item]) -> None:
+        for item in items:  # toasts for lifecycle changes and errors, on every tab
+            if (
+                isinstance(item, Event)
+                and item.type == "lifecycle"
+                and item.data["state"] in _TOASTS
+            ):
+                ui.notify(
+                    f"Run {item.run_id} {item.data['state']}", type=_TOASTS[item.data["state"]]
+                )
+            elif isinstance(item, Event) and item.type == "error":
+                ui.notify(
+                    f"Run {item.run_id}: {item.data['message']}", type="negative", multi_line=True
+                )
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        service = self.services.run_service
+        if service is None:
+            return
+        runs = await service.list_runs()
+        self.queued_count = sum(1 for r in runs if r.state == "queued")
+        self.show(pick_current(runs))
+
+    def show(self, run: RunInfo | None) -> None:
+        self.current = run
+        if run is None:
+            self.status.text = "Idle: no run yet"
+            self.progress.value = 0
+            self.step_label.text = ""
+            self.stats.text = ""
+        else:
+            self.status.text = f"Run {run.id}: {run_summary(run)}"
+            fraction = run.step / run.max_steps if run.max_steps else 0.0
+            self.progress.value = round(min(1.0, fraction), 4)
+            self.step_label.text = f"step {run.step}/{run.max_steps or '?'}"
+            stats = []
+            if run.it_per_s:
+                stats.append(f"{run.it_per_s:.2f} it/s")
+            if run.eta_s is not None and run.state in ACTIVE:
+                stats.append(f"ETA {format_duration(run.eta_s)}")
+            if run.loss is not None:
+                stats.append(f"loss {run.loss:.4f}")
+            if self.queued_count and run.state != "queued":
+                stats.append(f"{self.queued_count} queued")
+            self.stats.text = " · ".join(stats)
+        self.stop.set_enabled(run is not None and run.can_stop)
+        self.resume.set_enabled(run is not None and run.can_resume)
+        self.set_problems(self._problems)
+
+    # ---- buttons ------------------------------------------------------------------------------
+    async def _start(self) -> None:
+        service = self.services.run_service
+        if service is None or not self.can_start:
+            return
+        try:
+            run = await service.start_run(
+                config=self.form.config(), config_name=self.form.config_name
+            )
+        except RunError as exc:
+            ui.notify(" ".join([exc.message, *exc.errors]), type="negative", multi_line=True)
+            return
+        where = "queued" if run.state == "queued" else "started"
+        ui.notify(f"Run {run.id} {where}", type="positive")
+        await self.refresh()
+
+    async def _stop(self) -> None:
+        if self.current is None or self.services.run_service is None:
+            return
+        try:
+            run = await self.services.run_service.stop_run(self.current.id)
+        except RunError as exc:
+            ui.notify(exc.message, type="warning")
+            return
+        ui.notify(f"Stopping run {run.id}: saving a checkpoint", type="info")
+        await self.refresh()
+
+    async def _resume(self) -> None:
+        if self.current is None or self.services.run_service is None:
+            return
+        try:
+            run = await self.services.run_service.resume_run(self.current.id)
+        except RunError as exc:
+            ui.notify(exc.message, type="warning")
+            return
+        ui.notify(f"Resuming run {run.id} from its latest checkpoint", type="positive")
+        await self.refresh()
+
+
+def _state_changing(item: Item) -> bool:
+    """The bar only needs events (not raw log lines) to redraw."""
+    return not hasattr(item, "text")

@@ -1,0 +1,182 @@
+"""The runs history (/runs): every run with config name, state, steps, final loss and
+duration; open one, compare the loss curves of several, delete (after a confirmation), and
+the queue (move up/down, cancel)."""
+
+from __future__ import annotations
+
+import time
+
+from nicegui import ui
+
+from app.pages.layout import NAV_LINKS, page_frame
+from app.pages.live_updates import LiveUpdates
+from app.pages.monitor_view import line_chart, loss_series
+from app.pages.run_bar import format_duration
+from app.services.container import Services, get_services
+from app.services.event_bus import Item
+from app.services.run_service import RunError, RunInfo
+
+_COLUMNS = [
+    {"name": "id", "label": "Run", "field": "id", "align": "left", "sortable": True},
+    {"name": "config_name", "label": "Config", "field": "config_name", "align": "left"},
+    {"name": "state", "label": "State", "field": "state", "align": "left", "sortable": True},
+    {"name": "steps", "label": "Steps", "field": "steps", "align": "right"},
+    {"name": "loss", "label": "Final loss", "field": "loss", "align": "right"},
+    {"name": "duration", "label": "Duration", "field": "duration", "align": "right"},
+    {"name": "created", "label": "Created", "field": "created", "align": "left", "sortable": True},
+]
+
+
+def _row(run: RunInfo) -> dict[str, object]:
+    return {
+        "id": run.id,
+        "config_name": run.config_name or "(unsaved)",
+        "state": run.state
+        + (f" #{run.queue_position + 1}" if run.queue_position is not None else ""),
+        "steps": f"{run.step}/{run.max_steps or '?'}",
+        "loss": f"{run.loss:.4f}" if run.loss is not None else "–",
+        "duration": format_duration(run.duration_s),
+        "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at)),
+    }
+
+
+class RunsPage:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.runs: list[RunInfo] = []
+
+    async def build(self) -> None:
+        page_frame(self.services, "/runs")
+        with ui.column().classes("td-main w-full gap-3 p-2"):
+            if self.services.run_service is None:
+                ui.label("This server has no run service.")
+                return
+            ui.label("Queue").classes("text-h6")
+            self.queue_box = ui.column().classes("w-full gap-1").mark("queue")
+            ui.label("Runs").classes("text-h6")
+            self.table = ui.table(
+                columns=_COLUMNS, rows=[], row_key="id", selection="multiple"
+            ).classes("w-full")
+            self.table.mark("runs-table")
+            with ui.row().classes("gap-2"):
+                ui.button("Open", icon="open_in_new", on_click=self._open).props("no-caps").mark(
+                    "open-run"
+                )
+                ui.button("Compare loss", icon="stacked_line_chart", on_click=self._compare).props(
+                    "no-caps"
+                ).mark("compare-runs")
+                ui.button("Delete", icon="delete", on_click=self._confirm_delete).props(
+                    "no-caps color=negative"
+                ).mark("delete-runs")
+            self.compare_chart = ui.echart(line_chart("loss (smoothed)", [])).classes("w-full h-72")
+            self.compare_chart.mark("compare-chart")
+            self.compare_chart.visible = False
+        await self.refresh()
+        self.live = LiveUpdates(
+            self.services.event_bus, lambda _items: self.refresh(), accept=_is_event
+        )
+
+    async def refresh(self) -> None:
+        service = self.services.run_service
+        self.runs = await service.list_runs()
+        self.table.rows = [_row(r) for r in self.runs]
+        self.table.update()
+        queued = sorted(
+            (r for r in self.runs if r.state == "queued"), key=lambda r: r.queue_position or 0
+        )
+        self.queue_box.clear()
+        with self.queue_box:
+            if not queued:
+                ui.label("Nothing is waiting.").classes("text-sm text-grey-7")
+            for run in queued:
+                with ui.row().classes("items-center gap-2").mark(f"queued-{run.id}"):
+                    ui.label(
+                        f"#{(run.queue_position or 0) + 1} {run.id} · {run.config_name or '(unsaved)'}"
+                    )
+                    ui.button(icon="arrow_upward", on_click=lambda r=run: self._move(r, -1)).props(
+                        "flat dense"
+                    )
+                    ui.button(icon="arrow_downward", on_click=lambda r=run: self._move(r, 1)).props(
+                        "flat dense"
+                    )
+                    ui.button("Cancel", on_click=lambda r=run: self._cancel(r)).props(
+                        "flat dense no-caps"
+                    ).mark(f"cancel-{run.id}")
+
+    def _selected(self) -> list[str]:
+        return [row["id"] for row in self.table.selected]
+
+    def _open(self) -> None:
+        ids = self._selected()
+        if len(ids) != 1:
+            ui.notify("Select one run to open.", type="warning")
+            return
+        ui.navigate.to(f"/monitor/{ids[0]}")
+
+    async def _compare(self) -> None:
+        ids = self._selected()
+        if not ids:
+            ui.notify("Select the runs whose loss curves you want to compare.", type="warning")
+            return
+        series = []
+        for run_id in ids:
+            try:
+                detail = await self.services.run_service.get_detail(run_id)
+            except RunError:
+                continue
+            smoothed = loss_series([(p.step, p.loss) for p in detail.progress], 0.6, name=run_id)[1]
+            series.append({**smoothed, "name": run_id})
+        self.compare_chart.options["series"] = series
+        self.compare_chart.visible = True
+        self.compare_chart.update()
+
+    def _confirm_delete(self) -> None:
+        ids = self._selected()
+        if not ids:
+            ui.notify("Select the runs to delete.", type="warning")
+            return
+        with ui.dialog() as dialog, ui.card().mark("confirm-delete"):
+            ui.label(f"Delete {len(ids)} run(s) and their files (checkpoints, images, weights)?")
+            ui.label(", ".join(ids)).classes("text-sm text-grey-8")
+            with ui.row():
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+                ui.button("Delete", on_click=lambda: self._delete(ids, dialog)).props(
+                    "color=negative"
+                ).mark("confirm-delete-button")
+        dialog.open()
+
+    async def _delete(self, ids: list[str], dialog: ui.dialog) -> None:
+        dialog.close()
+        for run_id in ids:
+            try:
+                await self.services.run_service.delete_run(run_id)
+            except RunError as exc:
+                ui.notify(exc.message, type="warning")
+        self.table.selected = []
+        await self.refresh()
+
+    async def _move(self, run: RunInfo, delta: int) -> None:
+        await self.services.run_service.move_in_queue(
+            run.id, max(0, (run.queue_position or 0) + delta)
+        )
+        await self.refresh()
+
+    async def _cancel(self, run: RunInfo) -> None:
+        try:
+            await self.services.run_service.cancel_queued(run.id)
+        except RunError as exc:
+            ui.notify(exc.message, type="warning")
+        await self.refresh()
+
+
+def _is_event(item: Item) -> bool:
+    return not hasattr(item, "text")
+
+
+def register() -> None:
+    if ("/runs", "Runs", "history") not in NAV_LINKS:
+        NAV_LINKS.append(("/runs", "Runs", "history"))
+
+    @ui.page("/runs", title="tunerdeck · runs")
+    async def runs() -> None:
+        await RunsPage(get_services()).build()

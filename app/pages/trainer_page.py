@@ -1,0 +1,330 @@
+"""The trainer page '/': header with the config controls, lazily rendered tabs, run bar.
+
+One `TrainerPage` per client holds the client's FormState; every element reads from it
+and every edit goes through it. The draft is mirrored into app.storage.user so a reload
+(or a lost connection) brings back exactly what was typed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from nicegui import app, ui
+from registry.catalogue import FIELDS
+
+from app.pages.config_actions import ConfigActions
+from app.pages.folder_picker import open_folder_picker
+from app.pages.layout import apply_theme, page_frame, set_dirty_flag, transient_dialog
+from app.pages.onboarding import Onboarding
+from app.pages.preferences import open_preferences
+from app.pages.run_bar import RunBar
+from app.services.container import Services, get_services
+from app.services.field_views import ADVANCED_LEVELS
+from app.services.fields_ui import FieldsUI
+from app.services.form_state import FieldChange, FormState
+from app.services.tabs import DATASETS_TAB
+
+DRAFT_KEY = "trainer_draft"
+TAB_KEY = "trainer_tab"
+
+# Edits that tick an onboarding step.
+_ONBOARDING_FIELDS = {
+    "model_family": "choose_model",
+    "pretrained_model_name_or_path": "choose_model",
+}
+
+
+class TrainerPage:
+    def __init__(self, services: Services, storage: dict[str, Any]) -> None:
+        self.services = services
+        self.storage = storage
+        draft = storage.get(DRAFT_KEY)
+        if isinstance(draft, dict):
+            self.form = FormState.from_draft(draft, services.platform)
+        else:
+            self.form = FormState(ctx=services.platform)
+        self.form.listeners.append(self._on_change)
+        self.form.reload_listeners.append(self._on_reload)
+        prefs = services.prefs.prefs
+        self.fields = FieldsUI(self._edit, self._pick_folder, show_advanced=prefs.show_advanced)
+        self.rendered: dict[str, ui.element] = {}
+        self._slots: dict[str, ui.element] = {}
+        self.suppress_selector = False
+        self.last_apply_ms = 0.0  # server time of the last edit, for bench/ui.py
+
+    # ---- layout --------------------------------------------------------------------------
+    def build(self) -> None:
+        frame = page_frame(self.services, "/")
+        self.dark = frame.dark
+        ui.add_head_html(
+            f"<script>window.tunerdeckDirty = {'true' if self.form.dirty else 'false'};</script>"
+        )
+        self.actions = ConfigActions(self)
+        with frame.header_left:
+            self.name_label = ui.label(self._name_text()).classes("font-medium").mark("config-name")
+            self.dirty_badge = ui.badge("unsaved changes", color="orange").mark("dirty")
+            self.dirty_badge.visible = self.form.dirty
+            self.actions.render_selector()
+        with frame.header_right:
+            self.search_box = ui.input(
+                placeholder="Search settings", on_change=lambda e: self._search(e.value)
+            )
+            self.search_box.props("dense outlined dark clearable debounce=200").classes(
+                "w-56"
+            ).mark("search")
+            with self.search_box.add_slot("prepend"):
+                ui.icon("search")
+            self.advanced = (
+                ui.switch(
+                    "Show advanced",
+                    value=self.fields.show_advanced,
+                    on_change=lambda e: self._set_advanced(e.value),
+                )
+                .props("dark dense color=white")
+                .mark("show-advanced")
+            )
+            ui.button(icon="settings", on_click=self._open_prefs).props(
+                "flat round dense color=white"
+            ).tooltip("Preferences").mark("open-prefs")
+
+        with ui.column().classes("td-main w-full gap-2 p-2"):
+            self.actions.render_toolbar()
+            self.onboarding = Onboarding(self.services.prefs)
+            self.search_results = ui.card().classes("w-full").mark("search-results")
+            self.search_results.visible = False
+            tabs_meta = self.services.tabs.tabs()
+            initial = self.storage.get(TAB_KEY)
+            if initial not in {t.name for t in tabs_meta}:
+                initial = tabs_meta[0].name
+            with (
+                ui.tabs(value=initial)
+                .props("inline-label outside-arrows mobile-arrows dense")
+                .classes("w-full") as self.tabs
+            ):
+                for tab in tabs_meta:
+                    ui.tab(tab.name, label=tab.title, icon=tab.icon).mark(f"tab-{tab.name}")
+            with ui.tab_panels(
+                self.tabs, value=initial, on_change=lambda e: self._tab_opened(e.value)
+            ).classes("w-full bg-transparent") as self.panels:
+                for tab in tabs_meta:
+                    with ui.tab_panel(tab.name).classes("p-0 gap-2"):
+                        self._slots[tab.name] = ui.column().classes("w-full gap-2")
+        self.run_bar = RunBar(self.form, self.services, self.jump_to)
+        self._render_tab(initial)
+        self.fields.sync_errors(self._errors())
+
+    def _name_text(self) -> str:
+        return self.form.config_name or "Unsaved config"
+
+    # ---- tabs ----------------------------------------------------------------------------
+    def _tab_opened(self, name: Any) -> None:
+        name = str(name)
+        self.storage[TAB_KEY] = name
+        self._render_tab(name)
+        if name == "training":
+            self.onboarding.complete("review_training")
+
+    def _render_tab(self, name: str) -> None:
+        """Tabs are built on first open: the page starts with one tab's elements only."""
+        if name in self.rendered:
+            return
+        slot = self._slots[name]
+        spec = self.services.tabs.get(name)
+        self.rendered[name] = slot
+        with slot:
+            with ui.row().classes("items-center w-full"):
+                ui.label(spec.description).classes("text-sm text-grey-7")
+                ui.space()
+                if self.services.tabs.fields(name):
+                    ui.button("Why are some settings hidden?", icon="visibility_off").props(
+                        "flat dense no-caps size=sm"
+                    ).on("click", lambda n=name: self._why_hidden(n)).mark(f"why-hidden-{name}")
+            if spec.context_hook is not None:
+                spec.context_hook(self.form, self.services)
+            elif name == DATASETS_TAB:
+                ui.label("The dataset editor is not installed in this build.").classes(
+                    "text-grey-7"
+                ).mark("datasets-placeholder")
+            bundle = self.services.tabs.bundle(name, self.form)
+            self.fields.render_sections(bundle.sections)
+        self.fields.sync_errors(self._errors())
+
+    def _why_hidden(self, tab: str) -> None:
+        with (
+            transient_dialog() as dialog,
+            ui.card().classes("w-[40rem] max-w-full").mark("why-hidden"),
+        ):
+            ui.label(f"Hidden settings in {self.services.tabs.get(tab).title}").classes("text-h6")
+            rows = [(f, self.hidden_reason(f.name)) for f in self.services.tabs.fields(tab)]
+            rows = [(f, r) for f, r in rows if r]
+            if not rows:
+                ui.label("Every setting of this tab is shown.")
+            with ui.column().classes("gap-1 max-h-96 overflow-auto"):
+                for f, reason in rows:
+                    with ui.row().classes("gap-2 no-wrap"):
+                        ui.label(f.display_label).classes("font-medium text-sm whitespace-nowrap")
+                        ui.label(reason).classes("text-sm")
+            ui.button("Close", on_click=dialog.close).props("flat")
+        dialog.open()
+
+    def hidden_reason(self, name: str) -> str | None:
+        """Why a field is not on screen, in words; None when it is shown."""
+        state = self.form.states.get(name)
+        if state is not None and not state.visible:
+            return state.reason or "hidden by another setting"
+        if FIELDS[name].importance in ADVANCED_LEVELS and not self.fields.show_advanced:
+            return f"{FIELDS[name].importance.value} setting: turn on 'Show advanced' to see it"
+        return None
+
+    # ---- edits ---------------------------------------------------------------------------
+    def _edit(self, name: str, value: Any) -> None:
+        started = time.perf_counter()
+        self.form.set_value(name, value)
+        self.last_apply_ms = (time.perf_counter() - started) * 1000
+
+    def _on_change(self, change: FieldChange) -> None:
+        self.fields.apply_states(change.changed_states)
+        if change.problems_changed:
+            self.run_bar.set_problems(self.form.problems())
+            self.fields.sync_errors(self._errors())
+        else:
+            self.fields.set_error(change.name, change.error)
+        if change.dirty_changed:
+            self._show_dirty()
+        self._save_draft()
+        if change.name in _ONBOARDING_FIELDS:
+            self.onboarding.complete(_ONBOARDING_FIELDS[change.name])
+        if change.name == "datasets" and self.form.datasets:
+            self.onboarding.complete("add_dataset")
+
+    def _on_reload(self) -> None:
+        """A whole config was swapped in: bring every rendered element in line."""
+        self.fields.set_values({n: self.form.value(n) for n in self.fields.controls})
+        self.fields.apply_all_states(self.form.states)
+        self.fields.sync_errors(self._errors())
+        self.run_bar.set_problems(self.form.problems())
+        self.name_label.text = self._name_text()
+        self._show_dirty()
+        self._save_draft()
+        for (
+            name,
+            slot,
+        ) in self.rendered.items():  # hook-rendered content (datasets) re-reads the form
+            spec = self.services.tabs.get(name)
+            if spec.context_hook is not None and name == DATASETS_TAB:
+                slot.clear()
+                del self.rendered[name]
+                self._render_tab(name)
+                break
+
+    def _errors(self) -> dict[str, str]:
+        errors = {
+            issue.path: issue.message for issue in self.form.problems() if issue.path in FIELDS
+        }
+        for name in self.fields.controls:
+            message = self.form.field_error(name)
+            if message:
+                errors[name] = message
+        return errors
+
+    def _show_dirty(self) -> None:
+        self.dirty_badge.set_visibility(self.form.dirty)
+        set_dirty_flag(self.form.dirty)
+
+    def _save_draft(self) -> None:
+        self.storage[DRAFT_KEY] = self.form.to_draft()
+
+    def after_save(self) -> None:
+        self.name_label.text = self._name_text()
+        self._show_dirty()
+        self._save_draft()
+
+    def after_rename(self) -> None:
+        self.after_save()
+
+    # ---- advanced, search, jump ----------------------------------------------------------
+    def _set_advanced(self, show: bool) -> None:
+        self.fields.set_show_advanced(show)
+        if self.services.prefs.prefs.show_advanced != show:
+            self.services.prefs.update(show_advanced=show)
+
+    def _search(self, query: str | None) -> None:
+        hits = self.services.tabs.search(query or "")
+        self.search_results.clear()
+        self.search_results.set_visibility(bool((query or "").strip()))
+        with self.search_results:
+            if not hits:
+                ui.label(f"No setting matches {query!r}.").classes("text-sm text-grey-7")
+            for hit in hits:
+                reason = self.hidden_reason(hit.field.name)
+                with (
+                    ui.row()
+                    .classes("items-center gap-2 cursor-pointer w-full")
+                    .on("click", lambda _, n=hit.field.name: self.jump_to(n))
+                    .mark(f"hit-{hit.field.name}")
+                ):
+                    ui.icon(hit.tab.icon, size="xs")
+                    ui.label(hit.field.display_label).classes("font-medium text-sm")
+                    ui.label(hit.field.flag).classes("font-mono text-xs text-grey-7")
+                    ui.label(f"in {hit.tab.title}").classes("text-xs text-grey-7")
+                    if reason:
+                        ui.label(f"hidden: {reason}").classes("text-xs text-warning")
+
+    def jump_to(self, name: str) -> None:
+        """Open the field's tab, reveal it if it is advanced, scroll to it and flash it."""
+        spec = FIELDS.get(name)
+        tab = spec.tab if spec is not None else DATASETS_TAB
+        self.search_results.set_visibility(False)
+        self.tabs.set_value(tab)
+        self._render_tab(tab)
+        if spec is None:
+            return
+        if spec.importance in ADVANCED_LEVELS and not self.fields.show_advanced:
+            self.advanced.value = True  # runs _set_advanced
+        ctl = self.fields.controls[name]
+        state = self.form.states.get(name)
+        if state is not None and not state.visible:
+            ui.notify(
+                f"{spec.display_label} is hidden: {state.reason}", type="warning", multi_line=True
+            )
+            return
+        ctl.row.classes(add="td-highlight")
+        ui.run_javascript(
+            f"document.getElementById('{ctl.row.html_id}')?.scrollIntoView({{behavior: 'smooth', block: 'center'}})"
+        )
+        ui.timer(2.0, lambda: ctl.row.classes(remove="td-highlight"), once=True)
+
+    # ---- dialogs -------------------------------------------------------------------------
+    def _pick_folder(self, current: str, on_pick: Any) -> None:
+        open_folder_picker(current or "", self.services.allowed_roots(), on_pick)
+
+    def _open_prefs(self) -> None:
+        open_preferences(
+            self.services,
+            current_values=lambda: {n: self.form.value(n) for n in FIELDS},
+            on_theme=self._apply_theme,
+            on_saved=lambda: None,
+        )
+
+    def _apply_theme(self, theme: str) -> None:
+        apply_theme(self.dark, theme)
+
+
+# The live page of each connected client, by client id (tests and bench/ui.py inspect it).
+PAGES: dict[str, TrainerPage] = {}
+
+
+def render_trainer_page() -> TrainerPage:
+    page = TrainerPage(get_services(), app.storage.user)
+    page.build()
+    client = ui.context.client
+    PAGES[client.id] = page
+    client.on_delete(lambda: PAGES.pop(client.id, None))
+    return page
+
+
+def register() -> None:
+    @ui.page("/", title="tunerdeck")
+    def trainer() -> None:
+        render_trainer_page()

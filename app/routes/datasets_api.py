@@ -1,0 +1,82 @@
+"""Dataset images over HTTP: cached thumbnails (ETag + Cache-Control) and the originals.
+
+Only files inside the datasets root of the preferences are served; anything else, by
+`..` or by a symbolic link, is a 403 with the reason. Handlers are plain functions, so
+FastAPI runs them in its thread pool and a cold thumbnail never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, Response
+
+from app.services.container import get_services
+from app.services.dataset_browser import OutsideRootError
+from app.services.dataset_scan import IMAGE_EXTENSIONS
+from app.services.datasets import DatasetService, dataset_service
+from app.services.thumbnails import MEDIA_TYPE, ThumbnailError, thumbnail_key
+
+router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+
+# A thumbnail URL carries the image's version (?v=key), so the browser may keep it a long
+# time; without it the browser revalidates with If-None-Match and usually gets a 304.
+VERSIONED_CACHE = "private, max-age=31536000, immutable"
+UNVERSIONED_CACHE = "private, max-age=0, must-revalidate"
+
+
+def thumbnail_url(image: Path, version: str | None = None) -> str:
+    url = f"/api/datasets/thumbnail?path={quote(str(image))}"
+    return f"{url}&v={version}" if version else url
+
+
+def image_url(image: Path) -> str:
+    return f"/api/datasets/image?path={quote(str(image))}"
+
+
+def _service() -> DatasetService:
+    return dataset_service(get_services())
+
+
+def _image_path(service: DatasetService, path: str) -> Path:
+    try:
+        image = service.root.resolve(path)
+    except OutsideRootError as exc:
+        raise HTTPException(status_code=403, detail=str(exc)) from exc
+    if image.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise HTTPException(status_code=404, detail=f"{image.name} is not an image file")
+    if not image.is_file():
+        raise HTTPException(status_code=404, detail=f"{image.name} does not exist")
+    return image
+
+
+@router.get("/thumbnail")
+def get_thumbnail(request: Request, path: str, v: str | None = None) -> Response:
+    service = _service()
+    image = _image_path(service, path)
+    cache_control = VERSIONED_CACHE if v else UNVERSIONED_CACHE
+    try:
+        etag = f'"{thumbnail_key(image)}"'
+    except OSError as exc:
+        raise HTTPException(status_code=404, detail=f"{image.name} cannot be read") from exc
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache_control})
+    try:
+        thumb = service.thumbnails.get(image)
+        data = thumb.path.read_bytes()
+    except ThumbnailError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    return Response(
+        content=data,
+        media_type=MEDIA_TYPE,
+        headers={"ETag": f'"{thumb.etag}"', "Cache-Control": cache_control},
+    )
+
+
+@router.get("/image")
+def get_image(path: str) -> FileResponse:
+    image = _image_path(_service(), path)
+    # Starlette adds ETag and Last-Modified from the file's stat.
+    return FileResponse(image, headers={"Cache-Control": UNVERSIONED_CACHE})

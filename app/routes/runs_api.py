@@ -1,0 +1,136 @@
+"""REST for runs, thin over the same RunService the pages use, plus `GET /api/hardware`.
+
+Errors are JSON: {"error": what to do, "errors": [details]}.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+
+from app.services import hardware
+from app.services.container import get_services
+from app.services.run_service import RunError, RunService
+
+router = APIRouter(prefix="/api", tags=["runs"])
+
+
+def _service() -> RunService:
+    service = get_services().run_service
+    if service is None:
+        raise RunError("This server has no run service.", 503)
+    return service
+
+
+def _error(exc: RunError) -> JSONResponse:
+    return JSONResponse(exc.payload(), status_code=exc.status)
+
+
+@router.get("/runs")
+async def list_runs() -> Any:
+    try:
+        return [r.model_dump() for r in await _service().list_runs()]
+    except RunError as exc:
+        return _error(exc)
+
+
+@router.post("/runs", status_code=201)
+async def start_run(request: Request) -> Any:
+    try:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise RunError(
+                'The body must be JSON: {"config_name": NAME} or {"config": {...}}.'
+            ) from None
+        if not isinstance(body, dict):
+            raise RunError(
+                'The body must be a JSON object: {"config_name": NAME} or {"config": {...}}.'
+            )
+        unknown = sorted(set(body) - {"config", "config_name"})
+        if unknown:
+            raise RunError(
+                f"Unknown key(s) {', '.join(unknown)}: send only config_name and/or config."
+            )
+        name = body.get("config_name")
+        if name is not None and not isinstance(name, str):
+            raise RunError('"config_name" must be the name of a saved config (a string).')
+        run = await _service().start_run(config=body.get("config"), config_name=name)
+        return JSONResponse(run.model_dump(), status_code=201)
+    except RunError as exc:
+        return _error(exc)
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run_id: str) -> Any:
+    try:
+        return (await _service().get_run(run_id)).model_dump()
+    except RunError as exc:
+        return _error(exc)
+
+
+@router.post("/runs/{run_id}/stop")
+async def stop_run(run_id: str) -> Any:
+    try:
+        return (await _service().stop_run(run_id)).model_dump()
+    except RunError as exc:
+        return _error(exc)
+
+
+@router.post("/runs/{run_id}/resume")
+async def resume_run(run_id: str) -> Any:
+    try:
+        return (await _service().resume_run(run_id)).model_dump()
+    except RunError as exc:
+        return _error(exc)
+
+
+@router.delete("/runs/{run_id}")
+async def delete_run(run_id: str) -> Any:
+    try:
+        await _service().delete_run(run_id)
+        return {"deleted": run_id}
+    except RunError as exc:
+        return _error(exc)
+
+
+@router.get("/runs/{run_id}/events")
+async def run_events(run_id: str, after: int = Query(0, ge=0)) -> Any:
+    try:
+        return [e.model_dump() for e in await _service().events_after(run_id, after)]
+    except RunError as exc:
+        return _error(exc)
+
+
+@router.get("/queue")
+async def get_queue() -> Any:
+    try:
+        return [r.model_dump() for r in await _service().queue()]
+    except RunError as exc:
+        return _error(exc)
+
+
+@router.get("/hardware")
+async def get_hardware() -> Any:
+    # nvml calls block briefly: keep them off the event loop.
+    return (await run_in_threadpool(hardware.snapshot)).model_dump()
+
+
+@router.get("/runs/{run_id}/file")
+async def run_file(run_id: str, path: str) -> Any:
+    """A file of the run's folder (validation images), never anything outside it."""
+    try:
+        run = await _service().get_run(run_id)
+    except RunError as exc:
+        return _error(exc)
+    root = Path(run.run_dir).resolve()
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        return JSONResponse(
+            {"error": f"No file {path!r} in run {run_id}.", "errors": []}, status_code=404
+        )
+    return FileResponse(target)

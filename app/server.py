@@ -1,0 +1,34 @@
+"""Assembles the web app: the services, every page and every router on NiceGUI's FastAPI app.
+
+`configure(services)` is what `python -m app`, the tests and the bench all call, so they
+exercise the same wiring.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from fastapi import APIRouter
+from nicegui import app as nicegui_app
+
+from app.pages import PAGE_MODULES
+from app.routes import ROUTERS
+from app.services.container import Services, set_services
+
+
+def routers() -> list[APIRouter]:
+    return [importlib.import_module(f"app.routes.{name}").router for name in ROUTERS]
+
+
+def register_pages() -> None:
+    for name in PAGE_MODULES:
+        importlib.import_module(f"app.pages.{name}").register()
+
+
+def configure(services: Services, *, pages: bool = True) -> None:
+    """Make `services` current and add the routers (and, unless told not to, the pages)."""
+    set_services(services)
+    for router in routers():
+        nicegui_app.include_router(router)
+    if pages:
+        register_pages()

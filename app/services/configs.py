@@ -1,0 +1,67 @@
+"""Config operations the page offers: import/export text, diff against defaults, command lines.
+
+Named-config storage is state.config_store.ConfigStore; parsing, validation and command
+lines are the registry's. This module only adapts them to what the page needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from registry.catalogue import FIELDS
+from registry.cli import command_line
+from registry.config_io import ConfigFileError, dumps_json, dumps_toml, parse_config_text
+
+Format = Literal["toml", "json"]
+
+
+def format_for(filename: str) -> Format:
+    suffix = Path(filename).suffix.lower()
+    if suffix == ".json":
+        return "json"
+    if suffix == ".toml":
+        return "toml"
+    raise ConfigFileError([f"{filename}: only .toml and .json config files can be imported"])
+
+
+def import_text(text: str, filename: str) -> dict[str, Any]:
+    """Parse and check an uploaded or pasted config; raises ConfigFileError listing every
+    problem. The registry's parser judges it exactly like `python -m trainer --config`."""
+    fmt = format_for(filename)
+    try:
+        return parse_config_text(text, fmt)
+    except ConfigFileError as exc:
+        raise ConfigFileError([f"{filename}: {e}" for e in exc.errors]) from exc
+
+
+def export_text(config: dict[str, Any], fmt: Format) -> str:
+    return dumps_toml(config) if fmt == "toml" else dumps_json(config)
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    name: str
+    default: Any
+    value: Any
+
+    @property
+    def same_as_default(self) -> bool:
+        return self.value == self.default
+
+
+def diff_against_defaults(config: dict[str, Any]) -> list[DiffRow]:
+    """Every explicitly set value, in catalogue order, with its default beside it."""
+    return [DiffRow(n, f.default, config[n]) for n, f in FIELDS.items() if n in config]
+
+
+def command_lines(
+    config: dict[str, Any], accelerate_overrides: dict[str, Any] | None
+) -> dict[str, str]:
+    """Both command lines; remembered launcher settings apply unless the config sets them."""
+    launch_config = {**(accelerate_overrides or {}), **config}
+    return {
+        "python": command_line(config, "python"),
+        "accelerate": command_line(launch_config, "accelerate"),
+    }

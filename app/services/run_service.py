@@ -1,0 +1,106 @@
+"""The run service protocol that pages and REST routes use, and the models it returns.
+
+`LocalRunService` (app.services.run_supervisor) supervises trainer subprocesses on this
+machine; a remote implementation can talk to a trainer-mode server with the same protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from app.services.events import Event
+
+
+class RunError(Exception):
+    """A request the service refuses; `message` says what to do, `errors` lists details."""
+
+    def __init__(self, message: str, status: int = 400, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.errors = errors or []
+
+    def payload(self) -> dict[str, Any]:
+        return {"error": self.message, "errors": self.errors}
+
+
+class CheckpointInfo(BaseModel):
+    step: int
+    path: str
+    size_bytes: int
+
+
+class RunInfo(BaseModel):
+    id: str
+    state: str
+    config_name: str | None = None
+    run_dir: str
+    created_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    step: int = 0
+    max_steps: int = 0
+    loss: float | None = None
+    lr: float | None = None
+    it_per_s: float | None = None
+    eta_s: float | None = None
+    last_seq: int = 0
+    exit_code: int | None = None
+    message: str = ""
+    log_tail: list[str] = Field(default_factory=list)
+    queue_position: int | None = None  # 0 = next to start
+    has_checkpoint: bool = False
+    can_stop: bool = False
+    can_resume: bool = False
+    duration_s: float | None = None
+
+
+class ProgressPoint(BaseModel):
+    step: int
+    loss: float | None = None
+    lr: float | None = None
+    ts: float
+
+
+class ValidationStep(BaseModel):
+    step: int
+    images: list[dict[str, str]]  # {"path", "prompt"}
+
+
+class RunDetail(BaseModel):
+    """Everything the monitor view draws for one run."""
+
+    run: RunInfo
+    progress: list[ProgressPoint] = Field(default_factory=list)
+    validations: list[ValidationStep] = Field(default_factory=list)
+    checkpoints: list[CheckpointInfo] = Field(default_factory=list)
+    logs: list[dict[str, Any]] = Field(default_factory=list)  # {"ts", "level", "message"}
+
+
+@runtime_checkable
+class RunService(Protocol):
+    async def list_runs(self) -> list[RunInfo]: ...
+
+    async def get_run(self, run_id: str) -> RunInfo: ...
+
+    async def get_detail(self, run_id: str, include_progress: bool = True) -> RunDetail: ...
+
+    async def start_run(
+        self, config: dict[str, Any] | None = None, config_name: str | None = None
+    ) -> RunInfo: ...
+
+    async def stop_run(self, run_id: str) -> RunInfo: ...
+
+    async def resume_run(self, run_id: str) -> RunInfo: ...
+
+    async def delete_run(self, run_id: str) -> None: ...
+
+    async def events_after(self, run_id: str, seq: int = 0) -> list[Event]: ...
+
+    async def queue(self) -> list[RunInfo]: ...
+
+    async def move_in_queue(self, run_id: str, position: int) -> list[RunInfo]: ...
+
+    async def cancel_queued(self, run_id: str) -> None: ...

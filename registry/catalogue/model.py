@@ -1,0 +1,341 @@
+"""Model tab: which base model to start from and how it is fine-tuned (LoRA or full)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from registry.catalogue._rules import all_of, only_if, when
+from registry.field import Choice, ConfigField, FieldType, Importance, Op
+
+TAB = "model"
+SECTIONS = ("Base model", "Fine-tune method", "LoRA", "Text encoder", "Noise prediction", "SDXL")
+
+_field = partial(ConfigField, tab=TAB)
+_not_demo = when(
+    "model_family",
+    Op.NOT_EQUALS,
+    "demo",
+    reason="not used by the built-in demo model (choose another model_family)",
+)
+_lora = only_if("model_type", "lora")
+
+FIELDS: tuple[ConfigField, ...] = (
+    _field(
+        name="model_family",
+        type=FieldType.CHOICE,
+        default="demo",
+        section="Base model",
+        importance=Importance.ESSENTIAL,
+        label="Model family",
+        choices=(
+            Choice(
+                value="demo",
+                label="Demo (tiny built-in model)",
+                help="A tiny SD-style pipeline generated locally; trains in seconds on a CPU. "
+                "Use it to try the UI; it draws blobs, not pictures.",
+            ),
+            Choice(
+                value="sd1x",
+                label="Stable Diffusion 1.x",
+                help="SD 1.4 / 1.5 and their fine-tunes (512 px).",
+            ),
+            Choice(
+                value="sd2x",
+                label="Stable Diffusion 2.x",
+                help="SD 2.0 / 2.1 (768 px models usually use v-prediction).",
+            ),
+            Choice(
+                value="sdxl",
+                label="Stable Diffusion XL",
+                help="SDXL 1.0 base and its fine-tunes (1024 px, two text encoders).",
+            ),
+        ),
+        help="The architecture of the base model. It decides which text encoders, noise "
+        "conditioning and defaults are used, so it must match the checkpoint you load.",
+        hint="Pick 'demo' to try everything without downloading a model.",
+        width=4,
+    ),
+    _field(
+        name="pretrained_model_name_or_path",
+        type=FieldType.PATH,
+        default="",
+        section="Base model",
+        importance=Importance.ESSENTIAL,
+        label="Base model",
+        help="A local diffusers folder (with model_index.json) or a Hugging Face Hub id such as "
+        "'stable-diffusion-v1-5/stable-diffusion-v1-5'. A Hub id is taken from your local "
+        "Hugging Face cache when it is there, otherwise downloaded. Single-file .safetensors "
+        "checkpoints must be converted to the diffusers layout first.",
+        placeholder="stabilityai/stable-diffusion-xl-base-1.0 or /models/my-sdxl",
+        dependencies=(_not_demo,),
+        widget="folder",
+        width=8,
+    ),
+    _field(
+        name="revision",
+        type=FieldType.STR,
+        default="",
+        section="Base model",
+        importance=Importance.EXPERT,
+        help="Hub branch, tag or commit of the base model to load. Empty means the default "
+        "branch (main). Ignored for local folders.",
+        placeholder="main",
+        dependencies=(_not_demo,),
+        width=4,
+    ),
+    _field(
+        name="variant",
+        type=FieldType.STR,
+        default="",
+        section="Base model",
+        importance=Importance.ADVANCED,
+        help="Weight file variant to load, e.g. 'fp16' to read the *.fp16.safetensors files a "
+        "repository ships (smaller, faster to load). Empty loads the full-precision files.",
+        placeholder="fp16",
+        dependencies=(_not_demo,),
+        width=4,
+    ),
+    _field(
+        name="pretrained_vae_model_name_or_path",
+        type=FieldType.PATH,
+        default="",
+        section="Base model",
+        importance=Importance.ADVANCED,
+        label="Replacement VAE",
+        help="Load the VAE from another folder or Hub id instead of the base model's. The usual "
+        "case is SDXL with 'madebyollin/sdxl-vae-fp16-fix', whose VAE does not overflow in "
+        "fp16. Empty keeps the base model's VAE.",
+        placeholder="madebyollin/sdxl-vae-fp16-fix",
+        dependencies=(_not_demo,),
+        widget="folder",
+        width=8,
+    ),
+    _field(
+        name="model_type",
+        type=FieldType.CHOICE,
+        default="lora",
+        section="Fine-tune method",
+        importance=Importance.ESSENTIAL,
+        label="Training type",
+        choices=(
+            Choice(
+                value="lora",
+                label="LoRA",
+                help="Train small low-rank adapters; the base weights stay frozen. Fast, "
+                "little memory, small files.",
+            ),
+            Choice(
+                value="full",
+                label="Full fine-tune",
+                help="Train every UNet weight. Needs far more memory and produces a whole model.",
+            ),
+        ),
+        help="LoRA trains small adapter matrices next to the frozen model (a few MB, loadable "
+        "with diffusers' load_lora_weights); a full fine-tune updates every UNet weight and "
+        "saves a complete diffusers model.",
+        width=4,
+    ),
+    _field(
+        name="lora_rank",
+        type=FieldType.INT,
+        default=4,
+        section="LoRA",
+        importance=Importance.ESSENTIAL,
+        label="LoRA rank",
+        minimum=1,
+        maximum=1024,
+        help="Inner dimension (r) of each LoRA adapter. Higher ranks learn more detail and make "
+        "bigger files; 4-32 suits most styles and characters, 64-128 for complex concepts.",
+        hint="Also called 'network dim' in kohya.",
+        dependencies=(_lora,),
+        width=3,
+    ),
+    _field(
+        name="lora_alpha",
+        type=FieldType.FLOAT,
+        default=4.0,
+        section="LoRA",
+        importance=Importance.COMMON,
+        label="LoRA alpha",
+        minimum=0.0,
+        help="Scaling of the adapter's output: the update is multiplied by alpha / rank. Alpha "
+        "equal to the rank gives a scale of 1; half the rank halves the effective learning rate.",
+        hint="Also called 'network alpha' in kohya.",
+        dependencies=(_lora,),
+        width=3,
+    ),
+    _field(
+        name="lora_dropout",
+        type=FieldType.FLOAT,
+        default=0.0,
+        section="LoRA",
+        importance=Importance.ADVANCED,
+        label="LoRA dropout",
+        minimum=0.0,
+        maximum=1.0,
+        exclusive_maximum=True,
+        help="Dropout probability applied to the adapter's input during training. A little "
+        "(0.05-0.1) can reduce overfitting on small datasets; 0 turns it off.",
+        dependencies=(_lora,),
+        widget="slider",
+        width=3,
+    ),
+    _field(
+        name="lora_target_modules",
+        type=FieldType.MULTI_CHOICE,
+        default=["to_q", "to_k", "to_v", "to_out.0"],
+        section="LoRA",
+        importance=Importance.ADVANCED,
+        label="Target modules",
+        choices=(
+            Choice(value="to_q", help="Attention query projections."),
+            Choice(value="to_k", help="Attention key projections."),
+            Choice(value="to_v", help="Attention value projections."),
+            Choice(value="to_out.0", help="Attention output projections."),
+            Choice(value="proj_in", help="Transformer block input projections."),
+            Choice(value="proj_out", help="Transformer block output projections."),
+            Choice(value="ff.net.0.proj", help="Feed-forward input (GEGLU) layers."),
+            Choice(value="ff.net.2", help="Feed-forward output layers."),
+            Choice(value="conv1", help="First convolution of each ResNet block."),
+            Choice(value="conv2", help="Second convolution of each ResNet block."),
+            Choice(value="time_emb_proj", help="Timestep-embedding projections of ResNet blocks."),
+        ),
+        help="Which UNet layers get adapters. The default (attention q/k/v/out) matches "
+        "diffusers' LoRA scripts; adding feed-forward and convolution layers (like LoCon / "
+        "LyCORIS) learns more but makes the file larger.",
+        dependencies=(_lora,),
+        width=6,
+    ),
+    _field(
+        name="lora_init",
+        type=FieldType.CHOICE,
+        default="default",
+        section="LoRA",
+        importance=Importance.EXPERT,
+        label="LoRA init",
+        choices=(
+            Choice(
+                value="default",
+                label="Default (Kaiming, B = 0)",
+                help="peft's standard init: the adapter starts as a no-op.",
+            ),
+            Choice(
+                value="gaussian",
+                label="Gaussian",
+                help="A scaled by 1/rank Gaussian; B still zero.",
+            ),
+            Choice(
+                value="pissa",
+                label="PiSSA",
+                help="Starts from the principal singular vectors of the weight; converges faster but initialisation takes a while.",
+            ),
+        ),
+        help="How the adapter weights start (peft's init_lora_weights). Leave at default unless "
+        "you are experimenting.",
+        dependencies=(_lora,),
+        width=3,
+    ),
+    _field(
+        name="use_rslora",
+        type=FieldType.BOOL,
+        default=False,
+        section="LoRA",
+        importance=Importance.EXPERT,
+        label="Rank-stabilised LoRA",
+        help="Scale adapters by alpha / sqrt(rank) instead of alpha / rank (rsLoRA), which keeps "
+        "high ranks from learning too slowly.",
+        dependencies=(_lora,),
+        width=3,
+    ),
+    _field(
+        name="use_dora",
+        type=FieldType.BOOL,
+        default=False,
+        section="LoRA",
+        importance=Importance.EXPERT,
+        label="DoRA",
+        help="Weight-decomposed LoRA: learns a magnitude and a direction separately. Often a bit "
+        "better at low ranks, but slower per step and uses more memory.",
+        dependencies=(_lora,),
+        width=3,
+    ),
+    _field(
+        name="train_text_encoder",
+        type=FieldType.BOOL,
+        default=False,
+        section="Text encoder",
+        importance=Importance.COMMON,
+        label="Train text encoder",
+        help="Also train the text encoder(s): with LoRA, adapters are added to them; with a full "
+        "fine-tune, their weights are unfrozen. Helps the model learn new words (trigger "
+        "tokens) but overfits quickly and costs memory.",
+        width=4,
+    ),
+    _field(
+        name="text_encoder_lora_rank",
+        type=FieldType.INT,
+        default=4,
+        section="Text encoder",
+        importance=Importance.ADVANCED,
+        label="Text encoder LoRA rank",
+        minimum=1,
+        maximum=1024,
+        help="Rank of the adapters placed on the text encoder(s). Usually equal to or lower than "
+        "the UNet rank.",
+        dependencies=(all_of(_lora, when("train_text_encoder", Op.TRUTHY)),),
+        width=4,
+    ),
+    _field(
+        name="prediction_type",
+        type=FieldType.CHOICE,
+        default="auto",
+        section="Noise prediction",
+        importance=Importance.ADVANCED,
+        choices=(
+            Choice(
+                value="auto",
+                label="Auto (from the model)",
+                help="Use the prediction type in the model's scheduler config.",
+            ),
+            Choice(
+                value="epsilon",
+                label="Epsilon (noise)",
+                help="Predict the added noise: SD 1.x, SD 2.x base (512), SDXL.",
+            ),
+            Choice(
+                value="v_prediction",
+                label="V-prediction",
+                help="Predict velocity: SD 2.x 768 models and v-pred fine-tunes.",
+            ),
+        ),
+        help="What the UNet learns to predict. Must match how the base model was trained; 'auto' "
+        "reads it from the model's scheduler config and is right unless you are converting a "
+        "model to another objective.",
+        width=4,
+    ),
+    _field(
+        name="sdxl_original_size_conditioning",
+        type=FieldType.BOOL,
+        default=True,
+        section="SDXL",
+        importance=Importance.EXPERT,
+        label="Original-size conditioning",
+        help="Pass each image's original size (before bucketing/resizing) to SDXL's size "
+        "conditioning, as in SDXL's own training. Off uses the target size, which tells the "
+        "model every image was shot at training resolution.",
+        model_families=("sdxl",),
+        width=6,
+    ),
+    _field(
+        name="sdxl_crop_conditioning",
+        type=FieldType.BOOL,
+        default=True,
+        section="SDXL",
+        importance=Importance.EXPERT,
+        label="Crop conditioning",
+        help="Pass the crop's top-left corner to SDXL's crop conditioning so the model learns "
+        "what cropped images look like. Off always passes (0, 0), as if nothing was cropped.",
+        model_families=("sdxl",),
+        width=6,
+    ),
+)

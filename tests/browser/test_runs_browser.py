@@ -1,0 +1,97 @@
+"""A demo run driven from headless chromium: start it, watch the progress bar move and a
+validation image appear on the monitor, then stop it (the real trainer, a few steps)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from nicegui.testing import Screen
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from app.server import configure
+from app.services.container import build_services, set_services
+from app.services.run_launch import kill_group
+from registry.evaluator import PlatformContext
+
+
+@pytest.fixture(scope="session")
+def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("browser-models")
+
+
+def type_into(screen: Screen, name: str, value: str) -> None:
+    box = screen.selenium.find_element(By.CSS_SELECTOR, f'[data-field="{name}"] input')
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(value)
+    screen.wait(0.6)  # the inputs are debounced
+
+
+def text_of(screen: Screen, css: str) -> str:
+    return screen.selenium.find_element(By.CSS_SELECTOR, css).text
+
+
+def until(check, what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # the element may be re-rendered meanwhile
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"never happened: {what}")
+
+
+def step(screen: Screen) -> int:
+    text = text_of(screen, ".td-run-step")  # "step 3/300"
+    return int(text.split()[1].split("/")[0]) if text else 0
+
+
+def test_start_watch_progress_and_a_validation_image_then_stop(
+    screen: Screen, browser_env: dict[str, Path], shared_models: Path
+) -> None:
+    browser_env["home"].mkdir(parents=True, exist_ok=True)
+    (browser_env["home"] / "models").symlink_to(shared_models, target_is_directory=True)
+    services = build_services(platform=PlatformContext())
+    configure(services)
+    screen.ui_run_kwargs["storage_secret"] = "browser-test-secret"
+    screen.selenium.set_window_size(1280, 900)
+    try:
+        screen.open("/")
+        screen.click("Training")
+        screen.wait(0.5)
+        type_into(screen, "max_train_steps", "300")
+        type_into(screen, "resolution", "64")
+        screen.click("Validation")
+        screen.wait(0.5)
+        type_into(screen, "validation_steps", "3")
+        type_into(screen, "validation_inference_steps", "2")
+        screen.selenium.find_element(By.CSS_SELECTOR, ".td-start").click()
+        until(lambda: step(screen) >= 1, "the progress bar starts moving")
+        first = step(screen)
+        until(lambda: step(screen) > first, "the progress bar keeps moving")
+        assert "running" in text_of(screen, ".td-run-status")
+
+        screen.open("/monitor")
+        until(
+            lambda: screen.selenium.execute_script(
+                "return [...document.querySelectorAll('img')].some(i => i.src.includes('/api/runs/') && i.naturalWidth > 0)"
+            ),
+            "a validation image appears",
+        )
+        screen.should_contain("step 3")
+        screen.selenium.save_screenshot(str(browser_env["shots"] / "monitor.png"))
+
+        screen.open("/")
+        screen.selenium.find_element(By.CSS_SELECTOR, ".td-stop").click()
+        until(lambda: "stopped" in text_of(screen, ".td-run-status"), "the run stops")
+        run = services.run_service._runs[next(iter(services.run_service._runs))].record
+        assert (Path(run.run_dir) / "checkpoints" / f"checkpoint-{run.step}").is_dir()
+    finally:
+        for live in services.run_service._runs.values():
+            if live.record.pid:
+                kill_group(live.record.pid)
+        set_services(None)

@@ -1,0 +1,102 @@
+"""Helpers for the runs tests: demo configs, a service factory, waiting for a run state."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from registry.evaluator import PlatformContext
+
+from app.services.event_bus import EventBus
+from app.services.run_launch import kill_group
+from app.services.run_service import RunInfo
+from app.services.run_supervisor import LocalRunService
+from state.config_store import ConfigStore
+from state.run_records import RunRecordStore
+from state.web_ui_state import WebUIStateStore
+
+FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
+CPU = PlatformContext(device="cpu", packages=frozenset())
+
+
+def demo_config(steps: int, **extra: Any) -> dict[str, Any]:
+    """A tiny demo run: 64 px, no validation, checkpoints only at stop/end."""
+    return {
+        "model_family": "demo",
+        "resolution": 64,
+        "max_train_steps": steps,
+        "validation_steps": 0,
+        "checkpointing_steps": 0,
+        "logging_steps": 1,
+        **extra,
+    }
+
+
+def command_builder() -> Callable[[dict[str, Any], Path, bool], list[str]] | None:
+    # Developers without a working trainer can set TUNERDECK_TEST_FAKE_TRAINER=1; the
+    # default (and CI) is the real `python -m trainer`.
+    if not os.environ.get("TUNERDECK_TEST_FAKE_TRAINER"):
+        return None
+
+    def build(effective: dict[str, Any], run_dir: Path, resume: bool) -> list[str]:
+        cmd = [sys.executable, str(FAKE_TRAINER), "--config", str(run_dir / "run.toml")]
+        return cmd + (["--resume_from_checkpoint", "latest"] if resume else [])
+
+    return build
+
+
+class ServiceFactory:
+    """Builds run services over the same records (a second one = the app restarted)."""
+
+    def __init__(self) -> None:
+        self.made: list[LocalRunService] = []
+
+    def __call__(self, **kwargs: Any) -> LocalRunService:
+        service = LocalRunService(
+            EventBus(),
+            RunRecordStore(),
+            ConfigStore(),
+            WebUIStateStore(),
+            CPU,
+            stop_grace_s=kwargs.pop("stop_grace_s", 60.0),
+            command_builder=command_builder(),
+            **kwargs,
+        )
+        self.made.append(service)
+        return service
+
+    def kill_all(self) -> None:
+        for service in self.made:
+            for live in service._runs.values():
+                if live.record.pid:
+                    kill_group(live.record.pid)
+            for proc in service._procs.values():
+                kill_group(proc.pid)
+
+
+async def wait_for(
+    service: Any,
+    run_id: str,
+    states: tuple[str, ...],
+    timeout: float = 240.0,
+    step_at_least: int = 0,
+) -> RunInfo:
+    """Poll until the run is in one of `states` (and past `step_at_least`); fail with its log."""
+    deadline = time.monotonic() + timeout
+    run = await service.get_run(run_id)
+    while time.monotonic() < deadline:
+        run = await service.get_run(run_id)
+        if run.state in states and run.step >= step_at_least:
+            return run
+        if run.state in ("failed", "completed", "stopped") and run.state not in states:
+            break
+        await asyncio.sleep(0.1)
+    tail = "\n".join(run.log_tail or (await service.get_detail(run_id)).run.log_tail)
+    raise AssertionError(
+        f"run {run_id} is {run.state} at step {run.step} ({run.message}); wanted {states}\n{tail}"
+    )

@@ -1,0 +1,83 @@
+"""A person drives a demo run from the page (NiceGUI's simulated browser, the real trainer):
+start, watch progress, stop (a checkpoint appears), resume to completion; the monitor and the
+runs history show the run."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from collections.abc import Callable
+
+import pytest
+from nicegui import ui
+from nicegui.testing import User
+
+from .helpers import demo_config
+
+pytestmark = pytest.mark.slow
+
+
+def element(user: User, marker: str) -> ui.element:
+    (found,) = user.find(marker=marker).elements
+    return found
+
+
+async def eventually(check: Callable[[], bool], what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+def step_of(user: User) -> int:
+    text = element(user, "run-step").text  # "step 3/30"
+    return int(text.split()[1].split("/")[0]) if text else 0
+
+
+async def test_start_stop_resume_from_the_page(app_user: User) -> None:
+    await app_user.open("/")
+    page = importlib.import_module("app.pages.trainer_page").PAGES[app_user.client.id]
+    with app_user:  # edits made in the page's model, as its widgets would
+        for name, value in demo_config(30).items():
+            page.form.set_value(name, value)
+    assert element(app_user, "start").enabled
+    assert not element(app_user, "stop").enabled and not element(app_user, "resume").enabled
+
+    app_user.find(marker="start").click()
+    await eventually(
+        lambda: "running" in element(app_user, "run-status").text, "the bar shows running"
+    )
+    await eventually(lambda: step_of(app_user) >= 2, "progress moves")
+    assert element(app_user, "run-progress").value > 0
+    assert "loss" in element(app_user, "run-stats").text
+    assert element(app_user, "stop").enabled
+
+    app_user.find(marker="stop").click()
+    await eventually(
+        lambda: "stopped" in element(app_user, "run-status").text, "the bar shows stopped"
+    )
+    stopped_at = step_of(app_user)
+    assert 0 < stopped_at < 30
+    assert element(app_user, "resume").enabled
+
+    await app_user.open("/monitor")
+    await app_user.should_see(marker=f"checkpoint-{stopped_at}")
+    await app_user.should_see(marker="loss-chart")
+    await app_user.should_see(marker="no-gpu")  # this machine has no NVIDIA GPU: said plainly
+    assert element(app_user, "monitor-state").text == "stopped"
+
+    await app_user.open("/")
+    app_user.find(marker="resume").click()
+    await eventually(
+        lambda: "completed" in element(app_user, "run-status").text, "the run completes"
+    )
+    assert step_of(app_user) == 30
+    assert element(app_user, "run-progress").value == 1.0
+
+    await app_user.open("/runs")
+    (row,) = element(app_user, "runs-table").rows
+    assert (row["state"], row["steps"]) == ("completed", "30/30")
+    assert row["loss"] != "–" and row["duration"] != "–"

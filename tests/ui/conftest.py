@@ -1,0 +1,44 @@
+"""UI tests run the real trainer page in NiceGUI's simulated browser (the `user` fixture).
+
+Every test gets its own data dir, preferences file and configs folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from nicegui.testing import User
+from registry.evaluator import PlatformContext
+
+from app.server import configure
+from app.services.container import Services, build_services, set_services
+
+
+@pytest.fixture
+def ui_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    home = tmp_path / "home"
+    monkeypatch.setenv("TUNERDECK_HOME", str(home))
+    prefs = tmp_path / "webui.json"
+    monkeypatch.setenv("TUNERDECK_WEB_UI_CONFIG", str(prefs))
+    return {"home": home, "prefs": prefs, "configs": home / "configs"}
+
+
+@pytest.fixture
+def make_services(ui_paths: dict[str, Path]) -> Callable[[], Services]:
+    def make() -> Services:
+        return build_services(platform=PlatformContext(device="cpu", packages=frozenset()))
+
+    return make
+
+
+@pytest.fixture
+async def trainer_user(user: User, make_services: Callable[[], Services]) -> AsyncIterator[User]:
+    """A simulated user with the app's pages and routers registered, '/' opened."""
+    services = make_services()
+    configure(services)
+    user.services = services  # type: ignore[attr-defined]
+    await user.open("/")
+    yield user
+    set_services(None)

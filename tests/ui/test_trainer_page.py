@@ -1,0 +1,143 @@
+"""The trainer page, driven like a user would in NiceGUI's simulated browser."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from nicegui import ui
+from nicegui.testing import User
+
+from registry.catalogue import FIELDS
+
+if TYPE_CHECKING:
+    from app.pages.trainer_page import TrainerPage
+
+
+def page_of(user: User) -> TrainerPage:
+    # NiceGUI's test harness re-imports page modules for every test, so look the page up
+    # in the module that is current now.
+    return importlib.import_module("app.pages.trainer_page").PAGES[user.client.id]
+
+
+def element(user: User, marker: str) -> ui.element:
+    (found,) = user.find(marker=marker).elements
+    return found
+
+
+def choose(user: User, marker: str, option: str) -> None:
+    """Open a select and click one of its options, as a person would."""
+    user.find(marker=marker).click()
+    user.find(marker=marker).click()  # a second click with no matching target closes it again
+    select = element(user, marker)
+    select.value = option
+
+
+async def test_page_shows_tabs_and_the_model_fields(trainer_user: User) -> None:
+    for title in ("Model", "Training", "Optimizer", "Validation", "Checkpoints", "Hardware"):
+        await trainer_user.should_see(title)
+    await trainer_user.should_see(marker="field-model_family")
+    await trainer_user.should_see("--model_family")
+
+
+async def test_select_change_hides_and_shows_dependent_field(trainer_user: User) -> None:
+    await trainer_user.should_not_see(marker="row-pretrained_model_name_or_path")  # demo model
+    choose(trainer_user, "field-model_family", "sd1x")
+    await trainer_user.should_see(marker="row-pretrained_model_name_or_path")
+    choose(trainer_user, "field-model_family", "demo")
+    await trainer_user.should_not_see(marker="row-pretrained_model_name_or_path")
+
+
+async def test_only_changed_elements_are_updated(trainer_user: User) -> None:
+    page = page_of(trainer_user)
+    choose(trainer_user, "field-model_type", "full")
+    lora_rows = [n for n in page.fields.controls if n.startswith("lora_")]
+    assert lora_rows and not any(page.fields.controls[n].row.visible for n in lora_rows)
+    # Every update is a field row or section that really changed, nothing more.
+    assert (
+        0 < page.fields.last_update_count <= len(page.fields.controls) + len(page.fields.sections)
+    )
+    trainer_user.find(marker="tab-training").click()
+    element(trainer_user, "field-resolution").value = 768  # nothing depends on it
+    assert page.fields.last_update_count == 0
+
+
+async def test_disable_shows_its_reason(trainer_user: User) -> None:
+    trainer_user.find(marker="tab-validation").click()
+    await trainer_user.should_see(marker="field-validation_steps")
+    seed = element(trainer_user, "field-num_validation_images")
+    assert seed.enabled
+    await trainer_user.should_not_see(marker="reason-num_validation_images")
+    element(trainer_user, "field-validation_steps").value = 0
+    assert not seed.enabled
+    await trainer_user.should_see(marker="reason-num_validation_images")
+    reason = element(trainer_user, "reason-num_validation_images").text
+    assert "validation" in reason.lower()
+    element(trainer_user, "field-validation_steps").value = 50
+    assert seed.enabled
+    await trainer_user.should_not_see(marker="reason-num_validation_images")
+
+
+async def test_edits_survive_tab_switches_and_reload(trainer_user: User) -> None:
+    await trainer_user.should_not_see(marker="dirty")
+    trainer_user.find(marker="tab-training").click()
+    element(trainer_user, "field-max_train_steps").value = 1234
+    await trainer_user.should_see(marker="dirty")
+    trainer_user.find(marker="tab-model").click()
+    trainer_user.find(marker="tab-training").click()
+    assert element(trainer_user, "field-max_train_steps").value == 1234
+    await trainer_user.open("/")  # a reload: a new page built from the browser's draft
+    trainer_user.find(marker="tab-training").click()
+    assert element(trainer_user, "field-max_train_steps").value == 1234
+    await trainer_user.should_see(marker="dirty")
+
+
+async def test_bad_value_shows_inline_error_and_blocks_start(trainer_user: User) -> None:
+    trainer_user.find(marker="tab-optimizer").click()
+    start = element(trainer_user, "start")
+    await trainer_user.should_not_see(marker="problems")
+    element(trainer_user, "field-learning_rate").value = -1
+    await trainer_user.should_see(marker="error-learning_rate")
+    assert element(trainer_user, "error-learning_rate").text
+    await trainer_user.should_see(marker="problems")
+    await trainer_user.should_see("learning_rate:")
+    assert not start.enabled
+    await trainer_user.should_see("Start is disabled: 1 problem")
+    element(trainer_user, "field-learning_rate").value = None  # emptied box
+    await trainer_user.should_see("a value is required")
+    element(trainer_user, "field-learning_rate").value = 0.0002
+    await trainer_user.should_not_see(marker="error-learning_rate")
+    await trainer_user.should_not_see(marker="problems")
+
+
+async def test_search_jumps_to_a_field_on_another_tab(trainer_user: User) -> None:
+    page = page_of(trainer_user)
+    trainer_user.find(marker="search").type("learning rate")
+    await trainer_user.should_see(marker="hit-learning_rate")
+    trainer_user.find(marker="hit-learning_rate").click()
+    assert page.tabs.value == "optimizer"
+    await trainer_user.should_see(marker="field-learning_rate")
+    await trainer_user.should_not_see(marker="search-results")
+
+
+async def test_search_explains_a_hidden_field(trainer_user: User) -> None:
+    trainer_user.find(marker="search").type("warmup")
+    await trainer_user.should_see(marker="hit-lr_warmup_steps")
+    await trainer_user.should_see("hidden:")
+    trainer_user.find(marker="hit-lr_warmup_steps").click()
+    await trainer_user.should_see("is hidden")
+
+
+async def test_why_hidden_lists_hidden_fields(trainer_user: User) -> None:
+    trainer_user.find(marker="why-hidden-model").click()
+    await trainer_user.should_see(marker="why-hidden")
+    await trainer_user.should_see(FIELDS["pretrained_model_name_or_path"].display_label)
+
+
+async def test_advanced_toggle_is_remembered(trainer_user: User) -> None:
+    trainer_user.find(marker="tab-model").click()
+    await trainer_user.should_not_see(marker="row-lora_target_modules")
+    trainer_user.find(marker="show-advanced").click()
+    await trainer_user.should_see(marker="row-lora_target_modules")
+    await trainer_user.open("/")
+    await trainer_user.should_see(marker="row-lora_target_modules")

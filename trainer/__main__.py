@@ -1,0 +1,79 @@
+"""`python -m trainer [--config FILE] [--<field> VALUE ...]`: validate, then train.
+
+Parsing and validation import only the registry (no torch), so `--help` and config errors
+are instant; the heavy modules load after that.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+
+
+def main(argv: list[str] | None = None) -> int:
+    from registry.cli import build_parser, explicit_values
+    from registry.config_io import ConfigFileError, load_config_file
+    from registry.validation import validate_config
+
+    parser = build_parser(prog="python -m trainer")
+    run = parser.add_argument_group("run (set by the UI / server)")
+    run.add_argument("--callback_url", default=os.environ.get("TUNERDECK_CALLBACK_URL"))
+    run.add_argument("--callback_token", default=os.environ.get("TUNERDECK_CALLBACK_TOKEN"))
+    run.add_argument("--run_id", default=os.environ.get("TUNERDECK_RUN_ID"))
+    args = parser.parse_args(argv)
+
+    raw: dict = {}
+    if args.config:
+        try:
+            raw = load_config_file(args.config)
+        except ConfigFileError as exc:
+            print(f"error: cannot use config {args.config}:", file=sys.stderr)
+            for problem in exc.errors:
+                print(f"  - {problem}", file=sys.stderr)
+            return 2
+    raw.update(explicit_values(args))
+    result = validate_config(raw, _platform_context())
+    for issue in result.warnings:
+        print(f"warning: {issue.path}: {issue.message}", file=sys.stderr)
+    if not result.ok:
+        print("error: the configuration is not valid:", file=sys.stderr)
+        for issue in result.errors:
+            print(f"  - {issue.path}: {issue.message}", file=sys.stderr)
+        return 2
+
+    from trainer.loop import train
+    from trainer.run_config import RunConfig
+
+    run_id = args.run_id or uuid.uuid4().hex[:12]
+    return train(
+        RunConfig(result.values),
+        run_id=run_id,
+        callback_url=args.callback_url,
+        callback_token=args.callback_token,
+    )
+
+
+def _platform_context():
+    """What this machine offers, found without importing torch (which is slow)."""
+    import importlib.util
+
+    from registry.evaluator import PlatformContext
+
+    packages = frozenset(
+        name
+        for name in ("bitsandbytes", "xformers", "tensorboard", "wandb")
+        if importlib.util.find_spec(name) is not None
+    )
+    device = "cuda" if _has_nvidia_gpu() else "cpu"
+    return PlatformContext(device=device, packages=packages)
+
+
+def _has_nvidia_gpu() -> bool:
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

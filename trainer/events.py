@@ -1,0 +1,198 @@
+"""The event sink: every event goes to RUN_DIR/events.jsonl and, when a callback URL is set,
+to the server in batches from a background thread.
+
+Guarantees (design.md "Events"): seq starts at 1 with no gaps; emitting never blocks on the
+network and never raises into the training loop; the in-memory send buffer is bounded (when
+the receiver is down for long, the oldest unsent events are dropped from the buffer only:
+they stay in events.jsonl, from which the server fills gaps).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+EVENTS_FILE = "events.jsonl"
+
+
+class EventSink:
+    def __init__(
+        self,
+        run_dir: Path,
+        run_id: str,
+        callback_url: str | None = None,
+        callback_token: str | None = None,
+        *,
+        enabled: bool = True,
+        batch_size: int = 64,
+        max_buffer: int = 10_000,
+        flush_interval_s: float = 0.2,
+        max_backoff_s: float = 10.0,
+        request_timeout_s: float = 5.0,
+    ) -> None:
+        self.run_id = run_id
+        self.enabled = enabled  # False on non-main processes: emit() is a no-op there
+        self.path = Path(run_dir) / EVENTS_FILE
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._file = None
+        self._write_failed = False
+        self.dropped = 0  # events dropped from the send buffer (still in events.jsonl)
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._seq = _last_seq(self.path)  # a resumed run continues the same sequence
+            self._file = self.path.open("a", encoding="utf-8")
+            if self.path.stat().st_size and not _ends_with_newline(self.path):
+                self._file.write("\n")  # never glue an event onto a line torn by a crash
+        self._url = callback_url if enabled else None
+        self._token = callback_token
+        self._buffer: collections.deque[dict[str, Any]] = collections.deque()
+        self._max_buffer = max_buffer
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval_s
+        self._max_backoff = max_backoff_s
+        self._timeout = request_timeout_s
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        if self._url:
+            self._thread = threading.Thread(target=self._send_loop, name="event-sink", daemon=True)
+            self._thread.start()
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def emit(self, type_: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            self._seq += 1
+            event = {
+                "v": SCHEMA_VERSION,
+                "run_id": self.run_id,
+                "seq": self._seq,
+                "ts": time.time(),
+                "type": type_,
+                "data": data,
+            }
+            self._write(event)
+            if self._url:
+                if len(self._buffer) >= self._max_buffer:
+                    self._buffer.popleft()
+                    self.dropped += 1
+                self._buffer.append(event)
+        if self._url and type_ in ("lifecycle", "error"):
+            self._wake.set()  # state changes go out promptly
+        return event
+
+    # Convenience wrappers for the event types of design.md.
+    def lifecycle(self, state: str, message: str = "") -> None:
+        self.emit("lifecycle", {"state": state, "message": message})
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit("log", {"level": level, "message": message})
+
+    def error(self, message: str, traceback: str) -> None:
+        self.emit("error", {"message": message, "traceback": traceback})
+
+    def _write(self, event: dict[str, Any]) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
+            self._file.flush()
+        except (OSError, ValueError) as exc:  # disk full etc.: report once, keep training
+            if not self._write_failed:
+                print(f"tunerdeck: cannot write {self.path}: {exc}", file=sys.stderr)
+                self._write_failed = True
+
+    def _take_batch(self) -> list[dict[str, Any]]:
+        with self._lock:
+            n = min(self._batch_size, len(self._buffer))
+            return [self._buffer[i] for i in range(n)]
+
+    def _drop_sent(self, batch: list[dict[str, Any]]) -> None:
+        with self._lock:
+            # Events may have been dropped meanwhile; remove exactly the ones that were sent.
+            sent = {e["seq"] for e in batch}
+            while self._buffer and self._buffer[0]["seq"] in sent:
+                self._buffer.popleft()
+
+    def _post(self, batch: list[dict[str, Any]]) -> None:
+        body = json.dumps({"run_id": self.run_id, "events": batch}).encode()
+        req = urllib.request.Request(self._url, data=body, method="POST")  # type: ignore[arg-type]
+        req.add_header("Content-Type", "application/json")
+        if self._token:
+            req.add_header("Authorization", f"Bearer {self._token}")
+        with urllib.request.urlopen(req, timeout=self._timeout) as resp:
+            resp.read()
+
+    def _send_loop(self) -> None:
+        backoff = 0.0
+        while True:
+            self._wake.wait(backoff or self._flush_interval)
+            self._wake.clear()
+            closing = self._closing
+            while True:
+                batch = self._take_batch()
+                if not batch:
+                    backoff = 0.0
+                    break
+                try:
+                    self._post(batch)
+                except (OSError, urllib.error.URLError, ValueError):
+                    backoff = min(self._max_backoff, max(0.25, backoff * 2))
+                    break
+                except Exception:  # never let the sender thread die
+                    backoff = min(self._max_backoff, max(0.25, backoff * 2))
+                    break
+                self._drop_sent(batch)
+                if len(batch) < self._batch_size and not self._closing:
+                    break  # a partial batch: wait for the flush interval, not one POST per event
+            if closing:
+                return
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Flush: try to deliver what is left for up to `timeout_s`, then close the file."""
+        if self._thread is not None:
+            deadline = time.monotonic() + timeout_s
+            while self._buffer and time.monotonic() < deadline:
+                self._wake.set()
+                time.sleep(0.05)
+            self._closing = True
+            self._wake.set()
+            self._thread.join(timeout=max(0.0, deadline - time.monotonic()) + 0.1)
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+
+def _last_seq(path: Path) -> int:
+    """The highest seq already in `path` (0 if none), so a resumed run has no gaps or repeats."""
+    if not path.exists():
+        return 0
+    last = 0
+    with path.open("rb") as f:
+        for line in f:
+            try:
+                last = max(last, int(json.loads(line)["seq"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line after a crash
+    return last
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"

@@ -1,0 +1,555 @@
+"""The training loop: one function, sections in the order the work happens.
+
+Modelled on diffusers' train_text_to_image_lora.py: accelerate drives devices, processes,
+mixed precision, gradient accumulation and state saving; peft adds the LoRA adapters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from trainer.events import EventSink
+from trainer.run_config import RunConfig
+from trainer.stop_signals import StopRequest
+
+
+def train(
+    cfg: RunConfig,
+    *,
+    run_id: str,
+    callback_url: str | None = None,
+    callback_token: str | None = None,
+) -> int:
+    """Run one training; returns the process exit code (0 completed/stopped, 1 failed)."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, TorchDynamoPlugin
+
+    run_dir = Path(cfg["output_dir"]).expanduser().resolve()
+    stop = StopRequest()
+    stop.install()
+
+    # ---- accelerate: devices, processes, precision, trackers -------------------------------
+    report_to = cfg["report_to"]
+    log_with = None if report_to == "none" else report_to
+    init_kwargs: dict[str, Any] = {}
+    logging_dir = run_dir
+    if report_to == "tensorboard":
+        logging_dir = run_dir / cfg["logging_dir"]
+    elif report_to == "wandb":
+        init_kwargs["wandb"] = {"mode": cfg["wandb_mode"]}
+        if cfg["wandb_entity"]:
+            init_kwargs["wandb"]["entity"] = cfg["wandb_entity"]
+    dynamo = None
+    if cfg["dynamo_backend"] != "no":
+        dynamo = TorchDynamoPlugin(
+            backend=cfg["dynamo_backend"],
+            mode=cfg["dynamo_mode"],
+            fullgraph=cfg["dynamo_use_fullgraph"],
+            dynamic=cfg["dynamo_use_dynamic"],
+        )
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg["gradient_accumulation_steps"],
+        mixed_precision=cfg["mixed_precision"],
+        cpu=cfg["use_cpu"] or _multi_process_without_gpu(),
+        log_with=log_with,
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(logging_dir)),
+        dynamo_plugin=dynamo,
+    )
+    main = accelerator.is_main_process
+    sink = EventSink(run_dir, run_id, callback_url, callback_token, enabled=main)
+    label = cfg["run_name"] or run_id
+    sink.lifecycle("starting", f"run {label} in {run_dir}")
+    try:
+        _train(cfg, accelerator, sink, stop, run_dir, log_with, init_kwargs)
+    except BaseException as exc:
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            raise
+        message = f"{type(exc).__name__}: {exc}"
+        tb = traceback.format_exc()
+        sink.lifecycle("failed", message)
+        sink.error(message, tb)
+        print(tb, file=sys.stderr, flush=True)
+        sink.close()
+        return 1
+    sink.close()
+    return 0
+
+
+def _train(
+    cfg: RunConfig,
+    accelerator: Any,
+    sink: EventSink,
+    stop: StopRequest,
+    run_dir: Path,
+    log_with: str | None,
+    init_kwargs: dict[str, Any],
+) -> None:
+    import torch
+    import torch.nn.functional as F
+    from accelerate.utils import set_seed
+    from diffusers.training_utils import EMAModel, cast_training_params, compute_snr
+    from tqdm.auto import tqdm
+
+    from trainer import checkpoints as ckpt
+    from trainer.caches import TensorCache
+    from trainer.data import build_train_data, collate
+    from trainer.models import (
+        add_lora,
+        encode_tokens,
+        load_models,
+        resolve_model_path,
+        sdxl_time_ids,
+        tokenize,
+    )
+    from trainer.optim import build_lr_scheduler, build_optimizer
+    from trainer.validation import run_validation
+    from trainer.weights import register_state_hooks, save_final_weights
+
+    main = accelerator.is_main_process
+    device = accelerator.device
+    family = cfg["model_family"]
+    lora = cfg["model_type"] == "lora"
+    train_te = cfg["train_text_encoder"]
+
+    # ---- process-level settings ------------------------------------------------------------
+    _check_launch_fields(cfg, accelerator, sink)
+    if cfg["num_cpu_threads_per_process"] > 0:
+        torch.set_num_threads(cfg["num_cpu_threads_per_process"])
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = cfg["allow_tf32"]
+        torch.backends.cudnn.allow_tf32 = cfg["allow_tf32"]
+    set_seed(cfg["seed"])
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_config_snapshot(cfg, run_dir)
+        ckpt.clear_stale_temps(run_dir)
+    if log_with:
+        if cfg["run_name"] and "wandb" in init_kwargs:
+            init_kwargs["wandb"]["name"] = cfg["run_name"]
+        accelerator.init_trackers(cfg["tracker_project_name"], init_kwargs=init_kwargs)
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
+        accelerator.mixed_precision, torch.float32
+    )
+
+    # ---- models ----------------------------------------------------------------------------
+    with accelerator.main_process_first():  # the demo model is generated once
+        model_path = resolve_model_path(cfg)
+        models = load_models(cfg, model_path)
+    unet, vae, text_encoders = models.unet, models.vae, models.text_encoders
+    noise_scheduler = models.noise_scheduler
+    prediction_type = cfg["prediction_type"]
+    if prediction_type != "auto":
+        noise_scheduler.register_to_config(prediction_type=prediction_type)
+    prediction_type = noise_scheduler.config.prediction_type
+    vae.requires_grad_(False)
+    unet.requires_grad_(not lora)
+    for te in text_encoders:
+        te.requires_grad_(train_te and not lora)
+    if lora:
+        add_lora(models, cfg)
+    _set_attention_backend(unet, cfg["attention_backend"])
+    # Frozen weights may live in the low-precision dtype; trained ones stay fp32.
+    vae.to(device, dtype=torch.float32 if family == "sdxl" else weight_dtype)
+    unet.to(device, dtype=weight_dtype if lora else torch.float32)
+    for te in text_encoders:
+        te.to(device, dtype=weight_dtype if (lora or not train_te) else torch.float32)
+    trained = [unet, *(text_encoders if train_te else [])]
+    if lora and weight_dtype != torch.float32:
+        cast_training_params(trained, dtype=torch.float32)
+    if cfg["gradient_checkpointing"]:
+        unet.enable_gradient_checkpointing()
+        if train_te:
+            for te in text_encoders:
+                te.gradient_checkpointing_enable()
+    ema = None
+    if not lora and cfg["use_ema"]:
+        ema = EMAModel(
+            unet.parameters(),
+            decay=cfg["ema_decay"],
+            update_after_step=cfg["ema_update_after_step"],
+            model_cls=type(unet),
+            model_config=unet.config,
+        )
+        ema.to(device)
+        accelerator.register_for_checkpointing(ema)
+
+    # ---- data ------------------------------------------------------------------------------
+    resolution = cfg["resolution"]
+    entries = cfg["datasets"]
+    if not entries and family == "demo":
+        from trainer.demo_dataset import ensure_demo_dataset
+        from trainer.run_config import RunConfig as _RC
+
+        with accelerator.main_process_first():
+            demo = ensure_demo_dataset()
+        entries = [_RC(_demo_entry(demo))]
+    data = build_train_data(
+        entries,
+        resolution,
+        cfg["train_batch_size"],
+        cfg["seed"],
+        cfg["dataloader_shuffle"],
+        warn=lambda msg: sink.log(msg, "warning"),
+    )
+    loader_gen = torch.Generator().manual_seed(cfg["seed"])  # keeps the global RNG untouched
+    dataloader = torch.utils.data.DataLoader(
+        data.dataset,
+        batch_sampler=data.sampler,
+        collate_fn=collate,
+        num_workers=cfg["dataloader_num_workers"],
+        generator=loader_gen,
+    )
+    latent_cache = text_cache = None
+    if cfg["cache_latents"]:
+        latent_cache = TensorCache(run_dir / "cache" / "latents", f"{model_path}|vae")
+    if cfg["cache_text_embeddings"] and not train_te:
+        text_cache = TensorCache(run_dir / "cache" / "text", f"{model_path}|te")
+
+    # ---- optimizer and schedule ------------------------------------------------------------
+    grad_accum = cfg["gradient_accumulation_steps"]
+    lr = cfg["learning_rate"]
+    if cfg["scale_lr"]:
+        lr *= grad_accum * cfg["train_batch_size"] * accelerator.num_processes
+    groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": lr}]
+    if train_te:
+        te_lr = cfg["text_encoder_lr"]
+        for te in text_encoders:
+            groups.append({"params": [p for p in te.parameters() if p.requires_grad], "lr": te_lr})
+    optimizer = build_optimizer(cfg, groups, device.type)
+    per_epoch = math.ceil(math.ceil(len(data.sampler) / accelerator.num_processes) / grad_accum)
+    max_steps = cfg["max_train_steps"]
+    if max_steps <= 0:
+        max_steps = cfg["num_train_epochs"] * per_epoch
+    num_epochs = math.ceil(max_steps / per_epoch)
+    lr_scheduler = build_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes)
+
+    # ---- accelerate prepare, checkpoint hooks, resume --------------------------------------
+    prepared = accelerator.prepare(*trained, optimizer, dataloader, lr_scheduler)
+    trained = list(prepared[: len(trained)])
+    optimizer, dataloader, lr_scheduler = prepared[len(trained) :]
+    unet = trained[0]
+    if train_te:
+        text_encoders = trained[1:]
+    register_state_hooks(accelerator, lora)
+    global_step = 0
+    resume = ckpt.resolve_resume(run_dir, cfg["resume_from_checkpoint"])
+    if cfg["resume_from_checkpoint"] and resume is None:
+        sink.log("resume_from_checkpoint=latest: no checkpoint yet, starting from step 0")
+    if resume is not None:
+        accelerator.load_state(str(resume))
+        global_step = ckpt.read_meta(resume)["step"]
+        sink.log(f"resumed from {resume} at step {global_step}")
+    first_epoch = global_step // per_epoch
+    skip_batches = (global_step % per_epoch) * grad_accum
+
+    # ---- helpers used by the loop ----------------------------------------------------------
+    def encode_images(batch: dict[str, Any]) -> torch.Tensor:
+        pixels = batch["pixel_values"]
+        if latent_cache is None:
+            with torch.no_grad():
+                dist = vae.encode(pixels.to(device, dtype=vae.dtype)).latent_dist
+            mean, std = dist.mean, dist.std
+        else:
+            means, stds = [], []
+            for i, key in enumerate(batch["cache_keys"]):
+                hit = latent_cache.get(key)
+                if hit is None:
+                    with torch.no_grad():
+                        d = vae.encode(pixels[i : i + 1].to(device, dtype=vae.dtype)).latent_dist
+                    hit = {"mean": d.mean[0], "std": d.std[0]}
+                    latent_cache.put(key, hit)
+                means.append(hit["mean"].to(device))
+                stds.append(hit["std"].to(device))
+            mean, std = torch.stack(means), torch.stack(stds)
+        # Sample here (not inside the VAE) so cached and uncached runs draw the same noise.
+        latents = mean + std * torch.randn_like(mean)
+        return (latents * vae.config.scaling_factor).to(weight_dtype)
+
+    def encode_text(captions: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        sdxl = models.is_sdxl
+        if train_te:
+            return encode_tokens(text_encoders, tokenize(models, captions), sdxl)
+        if text_cache is None:
+            with torch.no_grad():
+                return encode_tokens(text_encoders, tokenize(models, captions), sdxl)
+        embeds, pooled = [], []
+        for caption in captions:
+            hit = text_cache.get(caption)
+            if hit is None:
+                with torch.no_grad():
+                    e, p = encode_tokens(text_encoders, tokenize(models, [caption]), sdxl)
+                hit = {"embeds": e[0]} | ({"pooled": p[0]} if p is not None else {})
+                text_cache.put(caption, hit)
+            embeds.append(hit["embeds"].to(device))
+            if "pooled" in hit:
+                pooled.append(hit["pooled"].to(device))
+        return torch.stack(embeds), (torch.stack(pooled) if pooled else None)
+
+    def loss_fn(pred: torch.Tensor, target: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        kind = cfg["loss_type"]
+        if kind == "l2":
+            per = F.mse_loss(pred.float(), target.float(), reduction="none")
+        elif kind == "huber":
+            per = F.huber_loss(pred.float(), target.float(), reduction="none", delta=cfg["huber_c"])
+        else:
+            per = F.smooth_l1_loss(
+                pred.float(), target.float(), reduction="none", beta=cfg["huber_c"]
+            )
+        per = per.mean(dim=list(range(1, per.ndim)))
+        gamma = cfg["snr_gamma"]
+        if gamma > 0:  # min-SNR weighting (Hang et al. 2023)
+            snr = compute_snr(noise_scheduler, timesteps)
+            weights = torch.stack([snr, gamma * torch.ones_like(snr)], dim=1).min(dim=1)[0]
+            weights = weights / (snr + 1) if prediction_type == "v_prediction" else weights / snr
+            per = per * weights
+        return per.mean()
+
+    def save_checkpoint(step: int) -> None:
+        tmp = ckpt.temp_path(run_dir, step)
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if main:
+            path = ckpt.finalize(run_dir, step, {"step": step, "epoch": step // per_epoch})
+            for old in ckpt.prune(run_dir, cfg["checkpoints_total_limit"]):
+                sink.log(f"removed old checkpoint {old.name}")
+            sink.emit("checkpoint", {"step": step, "path": str(path)})
+        accelerator.wait_for_everyone()
+
+    def validate(step: int) -> None:
+        if not main:
+            return
+        te_models = [accelerator.unwrap_model(t) for t in text_encoders]
+        u = accelerator.unwrap_model(unet)
+        if ema is not None:
+            ema.store(u.parameters())
+            ema.copy_to(u.parameters())
+        try:
+            images = run_validation(cfg, models, u, te_models, step, run_dir, device, weight_dtype)
+        finally:
+            if ema is not None:
+                ema.restore(u.parameters())
+        if images:
+            sink.emit("validation", {"step": step, "images": images})
+
+    def stop_requested() -> bool:
+        flag = stop.requested
+        if accelerator.num_processes > 1:  # every process must stop at the same step
+            t = torch.tensor([1.0 if flag else 0.0], device=device)
+            flag = bool(accelerator.reduce(t, reduction="sum").item() > 0)
+        return flag
+
+    # ---- training --------------------------------------------------------------------------
+    validation_steps = cfg["validation_steps"]
+    checkpointing_steps = cfg["checkpointing_steps"]
+    logging_steps = cfg["logging_steps"]
+    noise_offset = cfg["noise_offset"]
+    input_perturbation = cfg["input_perturbation"]
+    t_min = cfg["min_timestep"]
+    t_max = min(cfg["max_timestep"], noise_scheduler.config.num_train_timesteps)
+    max_grad_norm = cfg["max_grad_norm"]
+    use_orig_size = cfg["sdxl_original_size_conditioning"] if models.is_sdxl else True
+    use_crop = cfg["sdxl_crop_conditioning"] if models.is_sdxl else True
+    if validation_steps > 0 and cfg["validation_at_start"] and global_step == 0:
+        validate(0)
+    progress = tqdm(
+        total=max_steps,
+        initial=global_step,
+        desc="steps",
+        disable=not main or None,  # None: only when attached to a terminal
+        dynamic_ncols=True,
+    )
+    sink.lifecycle("running", f"training {max_steps} steps")
+    for m in trained:
+        m.train()
+    last_saved = -1
+    window_t, window_step = time.perf_counter(), global_step
+    stopped = False
+    step_loss = torch.zeros((), device=device)
+    for epoch in range(first_epoch, num_epochs):
+        if global_step >= max_steps or stopped:
+            break
+        loader = dataloader
+        if epoch == first_epoch and skip_batches:
+            loader = accelerator.skip_first_batches(dataloader, skip_batches)
+        # Through the loader: accelerate re-applies its own epoch counter on every iter().
+        loader.set_epoch(epoch)
+        data.sampler.set_epoch(epoch)
+        for batch in loader:
+            with accelerator.accumulate(*trained):
+                latents = encode_images(batch)
+                noise = torch.randn_like(latents)
+                if noise_offset:
+                    noise += noise_offset * torch.randn(
+                        latents.shape[0], latents.shape[1], 1, 1, device=device, dtype=latents.dtype
+                    )
+                bsz = latents.shape[0]
+                timesteps = torch.randint(t_min, t_max, (bsz,), device=device).long()
+                model_noise = noise
+                if input_perturbation:
+                    model_noise = noise + input_perturbation * torch.randn_like(noise)
+                noisy = noise_scheduler.add_noise(latents, model_noise, timesteps)
+                embeds, pooled = encode_text(batch["captions"])
+                extra = {}
+                if models.is_sdxl:
+                    time_ids = sdxl_time_ids(
+                        batch["original_sizes"],
+                        batch["crop_top_lefts"],
+                        batch["target_sizes"],
+                        use_orig_size,
+                        use_crop,
+                    )
+                    extra["added_cond_kwargs"] = {
+                        "text_embeds": pooled.to(device, weight_dtype),
+                        "time_ids": time_ids.to(device, weight_dtype),
+                    }
+                if prediction_type == "v_prediction":
+                    target = noise_scheduler.get_velocity(latents, noise, timesteps)
+                else:
+                    target = noise
+                pred = unet(noisy, timesteps, embeds.to(weight_dtype), return_dict=False, **extra)[
+                    0
+                ]
+                loss = loss_fn(pred, target, timesteps)
+                step_loss += loss.detach() / grad_accum
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and max_grad_norm > 0:
+                    params = [p for g in optimizer.param_groups for p in g["params"]]
+                    accelerator.clip_grad_norm_(params, max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+
+            # ---- one optimizer step done: bookkeeping, events, validation, checkpoints -----
+            global_step += 1
+            if ema is not None:
+                ema.step(accelerator.unwrap_model(unet).parameters())
+            if logging_steps > 0 and global_step % logging_steps == 0:
+                loss_value = step_loss
+                if accelerator.num_processes > 1:
+                    loss_value = accelerator.reduce(step_loss.detach().clone(), reduction="mean")
+                loss_f = float(loss_value)
+                now = time.perf_counter()
+                ips = (global_step - window_step) / max(now - window_t, 1e-9)
+                window_t, window_step = now, global_step
+                current_lr = lr_scheduler.get_last_lr()[0]
+                sink.emit(
+                    "progress",
+                    {
+                        "step": global_step,
+                        "max_steps": max_steps,
+                        "epoch": epoch,
+                        "loss": loss_f,
+                        "lr": current_lr,
+                        "it_per_s": ips,
+                        "eta_s": (max_steps - global_step) / ips if ips > 0 else None,
+                    },
+                )
+                if log_with:
+                    accelerator.log({"loss": loss_f, "lr": current_lr}, step=global_step)
+                progress.set_postfix(loss=f"{loss_f:.4f}", lr=f"{current_lr:.2e}", refresh=False)
+            step_loss = torch.zeros((), device=device)
+            progress.update(1)
+            if validation_steps > 0 and global_step % validation_steps == 0:
+                validate(global_step)
+            if checkpointing_steps > 0 and global_step % checkpointing_steps == 0:
+                save_checkpoint(global_step)
+                last_saved = global_step
+            if stop_requested():
+                stopped = True
+                break
+            if global_step >= max_steps:
+                break
+    progress.close()
+
+    # ---- the end: a stop saves a checkpoint; completion also writes the final weights ------
+    if stopped:
+        sink.lifecycle("stopping", f"{stop.signal_name or 'stop'} received at step {global_step}")
+        if last_saved != global_step:
+            save_checkpoint(global_step)
+        sink.lifecycle(
+            "stopped", f"stopped at step {global_step}; resume with resume_from_checkpoint=latest"
+        )
+        accelerator.end_training()
+        return
+    if last_saved != global_step:
+        save_checkpoint(global_step)  # so the run can be extended later
+    accelerator.wait_for_everyone()
+    if main:
+        weights_dir = save_final_weights(
+            cfg, models, accelerator, unet, text_encoders, ema, run_dir / "weights"
+        )
+        sink.log(f"final weights written to {weights_dir}")
+    accelerator.end_training()
+    sink.lifecycle("completed", f"trained {global_step} steps")
+
+
+def _multi_process_without_gpu() -> bool:
+    """Several processes (torchrun env) on a machine without CUDA: use CPU + gloo, which
+    accelerate only does when asked for the CPU explicitly."""
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
+def _set_attention_backend(unet: Any, backend: str) -> None:
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    if backend == "xformers":
+        unet.enable_xformers_memory_efficient_attention()
+    elif backend == "eager":
+        unet.set_attn_processor(AttnProcessor())
+    else:
+        unet.set_attn_processor(AttnProcessor2_0())
+
+
+def _check_launch_fields(cfg: RunConfig, accelerator: Any, sink: EventSink) -> None:
+    """The launch settings belong to `accelerate launch`; here we only check they took."""
+    wanted = cfg["num_processes"] * cfg["num_machines"]
+    if wanted != accelerator.num_processes:
+        sink.log(
+            f"num_processes x num_machines = {wanted} but this run has "
+            f"{accelerator.num_processes} process(es): start it with `accelerate launch` "
+            "(the UI does) to use several",
+            "warning",
+        )
+    if cfg["num_machines"] > 1:
+        sink.log(
+            f"machine {cfg['machine_rank']} of {cfg['num_machines']}, rendezvous "
+            f"{cfg['rdzv_backend']} at {cfg['main_process_ip']}:{cfg['main_process_port']}"
+        )
+    elif cfg["num_processes"] > 1:
+        port, actual = cfg["main_process_port"], os.environ.get("MASTER_PORT")
+        if actual and actual != str(port):
+            sink.log(f"main_process_port={port} but this run uses port {actual}", "warning")
+    gpu_ids = cfg["gpu_ids"]
+    if gpu_ids not in ("", "all") and accelerator.device.type == "cuda":
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is None:
+            sink.log(
+                f"gpu_ids={gpu_ids} is applied by accelerate launch; this run sees every GPU",
+                "warning",
+            )
+
+
+def _demo_entry(path: Path) -> dict[str, Any]:
+    from registry.defaults import default_dataset
+
+    entry = default_dataset()
+    entry.update({"name": "demo", "path": str(path), "caption_source": "sidecar"})
+    return entry
+
+
+def _write_config_snapshot(cfg: RunConfig, run_dir: Path) -> None:
+    from registry.config_io import save_config_file
+
+    with contextlib.suppress(OSError):
+        save_config_file(run_dir / "config.toml", cfg.plain())

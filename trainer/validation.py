@@ -1,0 +1,101 @@
+"""Validation images: run the pipeline on the current weights and save PNGs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.models import Models
+
+SCHEDULERS = {
+    "ddim": "DDIMScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "dpmpp_2m": "DPMSolverMultistepScheduler",
+}
+
+
+def validation_prompts(cfg: Mapping[str, Any]) -> list[str]:
+    return [p.strip() for p in str(cfg["validation_prompt"]).splitlines() if p.strip()]
+
+
+def run_validation(
+    cfg: Mapping[str, Any],
+    models: Models,
+    unet: Any,
+    text_encoders: list[Any],
+    step: int,
+    run_dir: Path,
+    device: torch.device,
+    weight_dtype: torch.dtype,
+) -> list[dict[str, str]]:
+    """Images for every prompt, saved under RUN_DIR/validation/step-<step>/<k>.png.
+
+    The global RNG is forked so validation never changes the training noise that follows.
+    """
+    import diffusers
+
+    prompts = validation_prompts(cfg)
+    if not prompts:
+        return []
+    scheduler = models.noise_scheduler
+    choice = cfg["validation_scheduler"]
+    if choice != "default":
+        scheduler = getattr(diffusers, SCHEDULERS[choice]).from_config(scheduler.config)
+    else:
+        scheduler = diffusers.DDIMScheduler.from_config(scheduler.config)
+    parts: dict[str, Any] = {
+        "vae": models.vae,
+        "unet": unet,
+        "scheduler": scheduler,
+        "tokenizer": models.tokenizers[0],
+        "text_encoder": text_encoders[0],
+    }
+    if models.is_sdxl:
+        parts |= {"tokenizer_2": models.tokenizers[1], "text_encoder_2": text_encoders[1]}
+    else:
+        parts |= {
+            "safety_checker": None,
+            "feature_extractor": None,
+            "requires_safety_checker": False,
+        }
+    pipe = models.pipeline_class(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    size = cfg["validation_resolution"] or cfg["resolution"]
+    out_dir = Path(run_dir) / "validation" / f"step-{step:06d}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images: list[dict[str, str]] = []
+    n = cfg["num_validation_images"]
+    negative = cfg["validation_negative_prompt"] or None
+    was_training = unet.training
+    unet.eval()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        generator = torch.Generator(device=device).manual_seed(cfg["validation_seed"])
+        autocast = torch.autocast(
+            device.type, dtype=weight_dtype, enabled=weight_dtype != torch.float32
+        )
+        with torch.no_grad(), autocast:
+            for prompt in prompts:
+                result = pipe(
+                    prompt,
+                    negative_prompt=negative,
+                    num_images_per_prompt=n,
+                    num_inference_steps=cfg["validation_inference_steps"],
+                    guidance_scale=cfg["validation_guidance_scale"],
+                    guidance_rescale=cfg["validation_guidance_rescale"],
+                    height=size,
+                    width=size,
+                    generator=generator,
+                )
+                for img in result.images:
+                    path = out_dir / f"{len(images)}.png"
+                    tmp = path.with_suffix(".png.tmp")
+                    img.save(tmp, format="PNG")
+                    tmp.replace(path)
+                    images.append({"path": str(path), "prompt": prompt})
+    if was_training:
+        unet.train()
+    return images
