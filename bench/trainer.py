@@ -43,7 +43,6 @@ def _raw(out: Path, steps: int, logging_steps: int) -> dict:
 
 def _trainer_seconds(steps: int, logging_steps: int) -> float:
     from registry.validation import validate_config
-
     from trainer.loop import train
     from trainer.run_config import RunConfig
 
@@ -61,8 +60,8 @@ def _trainer_seconds(steps: int, logging_steps: int) -> float:
 def _bare_seconds(steps: int) -> float:
     import torch
     import torch.nn.functional as F
-    from registry.defaults import default_config, default_dataset
 
+    from registry.defaults import default_config, default_dataset
     from trainer.data import build_train_data, collate
     from trainer.demo_dataset import ensure_demo_dataset
     from trainer.models import add_lora, encode_tokens, load_models, tokenize

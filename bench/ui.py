@@ -117,10 +117,9 @@ async def change_figures() -> dict[str, float]:
     from nicegui import app as nicegui_app
 
     nicegui_app.storage = Storage()
-    from registry.evaluator import PlatformContext
-
     from app.server import configure
     from app.services.container import build_services
+    from registry.evaluator import PlatformContext
 
     async with user_simulation() as user:
         configure(build_services(platform=PlatformContext()))

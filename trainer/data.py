@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+from trainer.dataset_rules import IMAGE_EXTENSIONS, caption_for, make_buckets, nearest_bucket
 
 
 class DatasetError(ValueError):
@@ -32,40 +32,6 @@ class ImageRecord:
     size: tuple[int, int]  # original (width, height)
     bucket: tuple[int, int]  # training (width, height)
     entry: int  # index of the dataset entry it came from
-
-
-def make_buckets(resolution: int, step: int, max_ratio: float) -> list[tuple[int, int]]:
-    """(w, h) pairs with sides multiple of `step`, area close to resolution², ratio <= max_ratio."""
-    step = max(8, step)
-    area = resolution * resolution
-    buckets = {(resolution, resolution)}
-    w = step
-    while w <= resolution * max_ratio:
-        h = int(area / w) // step * step
-        if h >= step and max(w / h, h / w) <= max_ratio + 1e-6:
-            buckets.add((w, h))
-        w += step
-    return sorted(buckets)
-
-
-def _nearest_bucket(size: tuple[int, int], buckets: Sequence[tuple[int, int]]) -> tuple[int, int]:
-    ratio = math.log(size[0] / size[1])
-    return min(buckets, key=lambda b: (abs(math.log(b[0] / b[1]) - ratio), -b[0] * b[1]))
-
-
-def _caption_for(path: Path, entry: Mapping[str, Any]) -> str:
-    source = entry["caption_source"]
-    if source == "instance_prompt":
-        caption = entry["instance_prompt"]
-    elif source == "filename":
-        caption = path.stem.replace("_", " ").replace("-", " ")
-    else:
-        sidecar = path.with_suffix(entry["caption_extension"])
-        caption = sidecar.read_text(encoding="utf-8").strip() if sidecar.exists() else ""
-    prefix = entry["caption_prefix"]
-    if prefix:
-        caption = f"{prefix}, {caption}" if caption else prefix
-    return caption
 
 
 def scan_entry(
@@ -98,9 +64,7 @@ def scan_entry(
             warn(f"skipping unreadable image {path}: {exc}")
             continue
         records.append(
-            ImageRecord(
-                path, _caption_for(path, entry), size, _nearest_bucket(size, buckets), index
-            )
+            ImageRecord(path, caption_for(path, entry), size, nearest_bucket(size, buckets), index)
         )
     if not records:
         raise DatasetError(f"dataset {label!r}: no readable images in {folder}")

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nicegui import events, ui
-from registry.config_io import ConfigFileError
 
 from app.pages.layout import transient_dialog
 from app.services import configs as config_ops
+from registry.config_io import ConfigFileError
 from state.config_store import ConfigStoreError
 
 if TYPE_CHECKING:

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from nicegui import run, ui
-from registry.evaluator import Evaluator, FieldState
-from registry.validation import check_value, validate_config
 
 from app.pages.dataset_gallery import DatasetGallery
 from app.pages.dataset_scan_view import render_scan_result
@@ -29,7 +27,9 @@ from app.services.fields_ui import FieldsUI
 from app.services.form_state import BLANK_MESSAGE, FormState, coerce_value
 from app.services.tabs import DATASETS_TAB, SectionBundle
 from registry.catalogue import DATASET_FIELDS, TABS
+from registry.evaluator import Evaluator, FieldState
 from registry.field import Scope
+from registry.validation import check_value, validate_config
 from trainer.demo_dataset import ensure_demo_dataset
 
 DEMO_FOLDER = "demo"

@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 from nicegui import app, ui
-from registry.catalogue import FIELDS
 
 from app.pages.config_actions import ConfigActions
 from app.pages.folder_picker import open_folder_picker
@@ -24,6 +23,7 @@ from app.services.field_views import ADVANCED_LEVELS
 from app.services.fields_ui import FieldsUI
 from app.services.form_state import FieldChange, FormState
 from app.services.tabs import DATASETS_TAB
+from registry.catalogue import FIELDS
 
 DRAFT_KEY = "trainer_draft"
 TAB_KEY = "trainer_tab"

@@ -1,38 +1,15 @@
-"""Aspect-ratio bucket maths, pure Python (no torch), so the scan and the UI can use it.
-
-It follows the trainer's rules exactly (trainer/data.py `make_buckets`, `_nearest_bucket`
-and `BucketBatchSampler`); tests/datasets/test_buckets.py checks the two agree. The trainer
-cannot import app/, so the shared home for this module would be a torch-free trainer or
-registry module: see the datasets part's report.
-"""
+"""Bucket counting for the dataset scan: the buckets themselves come from the trainer's own
+torch-free rules (trainer/dataset_rules.py), so the scan shows what training will do."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-Bucket = tuple[int, int]  # (width, height) in pixels
+from trainer.dataset_rules import Bucket, make_buckets, nearest_bucket
 
-
-def make_buckets(resolution: int, step: int, max_ratio: float) -> list[Bucket]:
-    """(w, h) pairs with sides multiple of `step`, area close to resolution², ratio <= max_ratio."""
-    step = max(8, step)
-    area = resolution * resolution
-    buckets = {(resolution, resolution)}
-    w = step
-    while w <= resolution * max_ratio:
-        h = int(area / w) // step * step
-        if h >= step and max(w / h, h / w) <= max_ratio + 1e-6:
-            buckets.add((w, h))
-        w += step
-    return sorted(buckets)
-
-
-def nearest_bucket(size: tuple[int, int], buckets: Sequence[Bucket]) -> Bucket:
-    """The bucket whose aspect ratio is closest (in log space) to the image's; larger wins ties."""
-    ratio = math.log(size[0] / size[1])
-    return min(buckets, key=lambda b: (abs(math.log(b[0] / b[1]) - ratio), -b[0] * b[1]))
+__all__ = ["Bucket", "make_buckets", "nearest_bucket"]
 
 
 def buckets_for_entry(entry: Mapping[str, Any], resolution: int) -> list[Bucket]:

@@ -1,14 +1,12 @@
 """Captions of dataset images: where they come from, and atomic edits of sidecar files.
 
-`caption_for` follows the trainer's rules (trainer/data.py `_caption_for`) so the browser
-shows the caption the model will actually be trained with.
+The caption the trainer will use comes from `trainer.dataset_rules.caption_for` (torch-free),
+so the browser shows exactly what the model is trained with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from state.atomic import atomic_write_text
 
@@ -49,21 +47,3 @@ def write_caption(image: Path, text: str, extension: str = DEFAULT_EXTENSION) ->
     except OSError as exc:
         raise CaptionError(f"{path.name} cannot be written: {exc.strerror}") from exc
     return path
-
-
-def caption_for(image: Path, entry: Mapping[str, Any]) -> str:
-    """The caption the trainer uses for `image` under an effective dataset entry."""
-    source = entry.get("caption_source", "sidecar")
-    if source == "instance_prompt":
-        caption = str(entry.get("instance_prompt", ""))
-    elif source == "filename":
-        caption = image.stem.replace("_", " ").replace("-", " ")
-    else:
-        try:
-            caption = read_caption(image, entry.get("caption_extension", DEFAULT_EXTENSION)) or ""
-        except CaptionError:
-            caption = ""
-    prefix = entry.get("caption_prefix", "")
-    if prefix:
-        caption = f"{prefix}, {caption}" if caption else prefix
-    return caption

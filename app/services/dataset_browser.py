@@ -42,6 +42,8 @@ class DatasetRoot:
         text = str(path).strip()
         if not text:
             raise OutsideRootError("no folder given")
+        if "\x00" in text:  # os.path.realpath raises on it: refuse as a bad path instead
+            raise OutsideRootError("a path cannot contain a NUL character")
         root = self.resolved
         raw = Path(text).expanduser()
         candidate = raw if raw.is_absolute() else root / raw

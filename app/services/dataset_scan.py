@@ -21,8 +21,8 @@ from PIL import Image
 
 from app.services import buckets as bucket_maths
 from app.services.captions import CaptionError, read_caption
+from trainer.dataset_rules import IMAGE_EXTENSIONS
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 _EXIF_ORIENTATION = 0x0112
 _ROTATED = {5, 6, 7, 8}  # orientations that swap width and height
 

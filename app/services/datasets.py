@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from registry.validation import Issue, validate_config
-
 from app.services.dataset_browser import CaptionCache, DatasetRoot
 from app.services.dataset_scan import ProbeCache, ScanResult, combined_steps_per_epoch, scan_dataset
 from app.services.thumbnails import ThumbnailCache
+from registry.validation import Issue, validate_config
 from state.paths import data_dir
 
 _LIST_IN_WARNING = 3  # file names quoted in one warning

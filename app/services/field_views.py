@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.evaluator import FieldState
-
 from registry.field import ConfigField, FieldType, Importance
 
 ADVANCED_LEVELS = frozenset({Importance.ADVANCED, Importance.EXPERT})

@@ -14,9 +14,8 @@ from typing import Any
 
 from registry.catalogue import FIELDS
 from registry.evaluator import Evaluator, FieldState, PlatformContext
-from registry.validation import Issue, ValidationResult, check_value, validate_config
-
 from registry.field import ConfigField, FieldType, Scope
+from registry.validation import Issue, ValidationResult, check_value, validate_config
 
 BLANK_MESSAGE = "a value is required"
 

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry.catalogue import FIELDS, TABS, fields_for_tab
-
 from app.services.field_views import FieldView, describe, matches
+from registry.catalogue import FIELDS, TABS, fields_for_tab
 from registry.field import ConfigField, Scope
 
 # A context hook renders a tab's own content: hook(form, services).

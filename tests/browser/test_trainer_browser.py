@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from nicegui.testing import Screen
-from registry.catalogue import FIELDS
-from registry.evaluator import PlatformContext
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 
 from app.server import configure
 from app.services.container import build_services, set_services
+from registry.catalogue import FIELDS
+from registry.evaluator import PlatformContext
 
 
 def start(screen: Screen) -> None:

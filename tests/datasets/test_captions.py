@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from app.services.captions import CaptionError, caption_for, read_caption, write_caption
+from app.services.captions import CaptionError, read_caption, write_caption
 from app.services.dataset_browser import CaptionCache, ImageFilter, list_images
 from app.services.dataset_scan import ProbeCache
+from trainer.dataset_rules import caption_for
 
 
 def test_edit_survives_reload_and_leaves_no_temp_files(make_folder: Callable[..., Path]) -> None:

@@ -94,11 +94,16 @@ def test_probes_are_reused_until_the_file_changes(make_folder: Callable[..., Pat
     assert scan_dataset(entry(folder), 64, cache=cache).aspect_histogram["≥ 2.00"] == 1
 
 
-def test_bucket_maths_match_the_trainer() -> None:
-    import trainer.data as trainer_data
+def test_scan_buckets_match_the_trainers_records(make_folder: Callable[..., Path]) -> None:
+    """The scan's per-bucket counts are the buckets the trainer's data loader assigns."""
+    from collections import Counter
 
-    for resolution, step, ratio in [(512, 64, 2.0), (256, 32, 1.5), (1024, 64, 3.0), (96, 8, 2.0)]:
-        mine = buckets.make_buckets(resolution, step, ratio)
-        assert mine == trainer_data.make_buckets(resolution, step, ratio)
-        for size in [(100, 100), (1920, 1080), (600, 900), (50, 400), (4000, 1000)]:
-            assert buckets.nearest_bucket(size, mine) == trainer_data._nearest_bucket(size, mine)
+    from registry.defaults import default_dataset
+    from trainer.data import scan_entry
+
+    sizes = [(100, 100), (192, 108), (60, 90), (50, 400), (400, 100), (64, 64)]
+    folder = make_folder("mixed", sizes)
+    effective = {**default_dataset(), **entry(folder)}
+    records = scan_entry(effective, 0, 128, warn=lambda _message: None)
+    trained = Counter(buckets.bucket_label(r.bucket) for r in records)
+    assert scan_dataset(effective, resolution=128).images_per_bucket == dict(trained)

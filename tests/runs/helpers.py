@@ -10,12 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from registry.evaluator import PlatformContext
-
 from app.services.event_bus import EventBus
 from app.services.run_launch import kill_group
 from app.services.run_service import RunInfo
 from app.services.run_supervisor import LocalRunService
+from registry.evaluator import PlatformContext
 from state.config_store import ConfigStore
 from state.run_records import RunRecordStore
 from state.web_ui_state import WebUIStateStore

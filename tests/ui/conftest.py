@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from nicegui.testing import User
-from registry.evaluator import PlatformContext
 
 from app.server import configure
 from app.services.container import Services, build_services, set_services
+from registry.evaluator import PlatformContext
 
 
 @pytest.fixture
