@@ -6,15 +6,14 @@ equals today's default. Datasets are a list of tables (`[[datasets]]` in TOML).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from registry.atomic import atomic_write_text
 from registry.validation import validate_config
 
 
@@ -131,18 +130,7 @@ def save_config_file(path: str | os.PathLike[str], cfg: Mapping[str, Any]) -> No
     """Write `cfg` (TOML, or JSON for a .json path) atomically: a temp file, then a rename."""
     target = Path(path).expanduser()
     text = dumps_json(cfg) if _format(target) == "json" else dumps_toml(cfg)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(target, text)
 
 
 __all__ = [

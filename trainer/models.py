@@ -35,6 +35,25 @@ class Models:
 
         return StableDiffusionXLPipeline if self.is_sdxl else StableDiffusionPipeline
 
+    def pipeline(self, unet: Any, text_encoders: Sequence[Any], scheduler: Any) -> Any:
+        """A diffusers pipeline over these parts (for validation images and full-model saves)."""
+        parts: dict[str, Any] = {
+            "vae": self.vae,
+            "unet": unet,
+            "scheduler": scheduler,
+            "tokenizer": self.tokenizers[0],
+            "text_encoder": text_encoders[0],
+        }
+        if self.is_sdxl:
+            parts |= {"tokenizer_2": self.tokenizers[1], "text_encoder_2": text_encoders[1]}
+        else:
+            parts |= {
+                "safety_checker": None,
+                "feature_extractor": None,
+                "requires_safety_checker": False,
+            }
+        return self.pipeline_class(**parts)
+
 
 def _from_pretrained(cls: Any, path: str, kwargs: dict[str, Any], **extra: Any) -> Any:
     """Local folders load directly; a hub id is tried from the local cache first, so

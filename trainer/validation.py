@@ -47,22 +47,7 @@ def run_validation(
         scheduler = getattr(diffusers, SCHEDULERS[choice]).from_config(scheduler.config)
     else:
         scheduler = diffusers.DDIMScheduler.from_config(scheduler.config)
-    parts: dict[str, Any] = {
-        "vae": models.vae,
-        "unet": unet,
-        "scheduler": scheduler,
-        "tokenizer": models.tokenizers[0],
-        "text_encoder": text_encoders[0],
-    }
-    if models.is_sdxl:
-        parts |= {"tokenizer_2": models.tokenizers[1], "text_encoder_2": text_encoders[1]}
-    else:
-        parts |= {
-            "safety_checker": None,
-            "feature_extractor": None,
-            "requires_safety_checker": False,
-        }
-    pipe = models.pipeline_class(**parts)
+    pipe = models.pipeline(unet, text_encoders, scheduler)
     pipe.set_progress_bar_config(disable=True)
     size = cfg["validation_resolution"] or cfg["resolution"]
     out_dir = Path(run_dir) / "validation" / f"step-{step:06d}"

@@ -84,22 +84,7 @@ def save_final_weights(
         else:
             if ema is not None:
                 ema.copy_to(u.parameters())
-            parts: dict[str, Any] = {
-                "unet": u,
-                "vae": models.vae,
-                "scheduler": models.noise_scheduler,
-            }
-            parts["tokenizer"] = models.tokenizers[0]
-            parts["text_encoder"] = tes[0]
-            if models.is_sdxl:
-                parts |= {"tokenizer_2": models.tokenizers[1], "text_encoder_2": tes[1]}
-            else:
-                parts |= {
-                    "safety_checker": None,
-                    "feature_extractor": None,
-                    "requires_safety_checker": False,
-                }
-            pipe = models.pipeline_class(**parts)
+            pipe = models.pipeline(u, tes, models.noise_scheduler)
             pipe.to(dtype=dtype)
             pipe.save_pretrained(str(tmp), safe_serialization=True)
             pipe.to(dtype=torch.float32)

@@ -24,7 +24,7 @@ def test_failed_write_keeps_old_content(tmp_path: Path, monkeypatch: pytest.Monk
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("state.atomic.os.replace", broken_replace)
+    monkeypatch.setattr("registry.atomic.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old"
