@@ -69,16 +69,41 @@ def build_app(args: argparse.Namespace) -> dict[str, object]:
 
     use_storage_dir()
     configure(build_services())
+    secret = storage_secret(args.storage_secret)
+    install_access(args, secret)
     return {
         "host": args.host,
         "port": args.port,
         "title": "tunerdeck",
-        "storage_secret": storage_secret(args.storage_secret),
+        "storage_secret": secret,
         "reload": False,
         "show": False,
         "show_welcome_message": False,
         "favicon": "🎛️",
     }
+
+
+def install_access(args: argparse.Namespace, secret: str) -> None:
+    """Token off loopback (printed), size limits, no tracebacks; the optional callbacks port."""
+    from nicegui import app
+
+    from app.security import AccessPolicy, install_security, server_token
+    from app.services.container import get_services
+
+    token = server_token(args.host, args.token)
+    install_security(app, AccessPolicy(token, secret))
+    if token is not None:
+        app.on_startup(lambda: print(f"token: {token}", flush=True))
+    if args.callback_port:
+        from app.callback_listener import start_callback_listener
+        from app.trainer_server import callback_url
+
+        host = args.callback_host or args.host
+        listener: list[object] = []
+        app.on_startup(lambda: listener.append(start_callback_listener(host, args.callback_port)))
+        app.on_shutdown(lambda: [setattr(s, "should_exit", True) for s in listener])
+        # Trainers started here report through the callbacks port.
+        get_services().run_service.callback_url = callback_url(host, args.callback_port)
 
 
 def url_for(host: str, port: int) -> str:
@@ -89,6 +114,13 @@ def url_for(host: str, port: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.mode == "trainer":
+        from app.trainer_server import serve
+
+        return serve(args)
+    if args.mode == "webui":
+        print("webui mode is not available yet: run unified or trainer mode.", file=sys.stderr)
+        return 2
     run_kwargs = build_app(args)
     from nicegui import app, ui
 

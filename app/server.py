@@ -12,12 +12,12 @@ from fastapi import APIRouter
 from nicegui import app as nicegui_app
 
 from app.pages import PAGE_MODULES
-from app.routes import ROUTERS
+from app.routes import load_routers
 from app.services.container import Services, set_services
 
 
 def routers() -> list[APIRouter]:
-    return [importlib.import_module(f"app.routes.{name}").router for name in ROUTERS]
+    return load_routers()
 
 
 def register_pages() -> None:

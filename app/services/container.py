@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from registry.evaluator import PlatformContext
-
 from app.services.platform import detect_platform
-from app.services.tabs import TabService
+from app.services.tabs import DATASETS_TAB, TabService
+from registry.evaluator import PlatformContext
 from state.config_store import ConfigStore
 from state.paths import data_dir
 from state.web_ui_state import WebUIStateStore
@@ -47,16 +46,21 @@ def build_services(
     prefs_path: Path | None = None,
     configs_root: Path | None = None,
     platform: PlatformContext | None = None,
+    nicegui_hooks: bool = True,
 ) -> Services:
+    """`nicegui_hooks=False` (trainer mode) leaves NiceGUI unimported; the caller then starts
+    and shuts down the run service itself."""
     services = Services(
         prefs=WebUIStateStore(prefs_path),
         configs=ConfigStore(configs_root),
-        tabs=TabService(),
+        # Without NiceGUI no tab is drawn: a placeholder keeps the datasets tab's page module
+        # (NiceGUI) from being imported.
+        tabs=TabService() if nicegui_hooks else TabService(hooks={DATASETS_TAB: None}),  # type: ignore[dict-item]
         platform=platform or detect_platform(),
     )
     from app.services.run_wiring import attach_run_service  # runs part: event bus + run service
 
-    attach_run_service(services)
+    attach_run_service(services, install=nicegui_hooks)
     return services
 
 

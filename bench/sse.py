@@ -1,0 +1,184 @@
+"""SSE throughput and catch-up, through the real stream route, EventBus and events.jsonl reader.
+
+1. Live: one client on /api/runs/{id}/stream while N events are published on the bus;
+   events per second the client receives (first to last).
+2. Catch-up: 10,000 events were written to events.jsonl while the client was away; it
+   reconnects with Last-Event-ID and we time until it has all of them (none missing or twice).
+
+The server (uvicorn, loopback port) runs in a thread with its own event loop; the client is
+httpx in the main thread, as a separate process would be.
+
+Run: .venv/bin/python bench/sse.py [--live 20000] [--missed 10000]
+(prints and writes bench/results/sse.json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import platform
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app.routes import sse  # noqa: E402
+from app.services.container import set_services  # noqa: E402
+from app.services.event_bus import EventBus  # noqa: E402
+from app.services.events import Event, event_line, read_events  # noqa: E402
+from app.services.run_service import RunError, RunInfo  # noqa: E402
+
+RUN = "bench-run"
+
+
+class FileRuns:
+    """One run whose events live in a real events.jsonl (read as the run service reads it)."""
+
+    def __init__(self, bus: EventBus, path: Path) -> None:
+        self.bus = bus
+        self.path = path
+
+    def write(self, events: list[Event]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.writelines(event_line(e) for e in events)
+
+    async def get_run(self, run_id: str) -> RunInfo:
+        if run_id != RUN:
+            raise RunError(f"No run {run_id!r}.", 404)
+        return RunInfo(id=RUN, state="running", run_dir=str(self.path.parent), created_at=0)
+
+    async def list_runs(self) -> list[RunInfo]:
+        return [await self.get_run(RUN)]
+
+    async def events_after(self, run_id: str, seq: int = 0) -> list[Event]:
+        return read_events(self.path, seq)
+
+
+def make_event(seq: int) -> Event:
+    data = {"step": seq, "max_steps": 10**9, "loss": 0.123, "lr": 1e-4, "it_per_s": 3.2}
+    return Event(run_id=RUN, seq=seq, ts=time.time(), type="progress", data=data)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerThread:
+    def __init__(self, app: object) -> None:
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self.thread = threading.Thread(
+            target=lambda: self.loop.run_until_complete(self.server.serve()), daemon=True
+        )
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def call(self, fn: object, *args: object) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)  # type: ignore[arg-type]
+
+
+def read_stream(url: str, count: int, headers: dict[str, str], on_open: object = None) -> list:
+    """(seq, arrival time) for the first `count` events of the stream."""
+    got: list[tuple[int, float]] = []
+    with (
+        httpx.Client(timeout=60) as client,
+        client.stream("GET", url, headers=headers) as response,
+    ):
+        for line in response.iter_lines():
+            if line.startswith("id:"):
+                got.append((int(line[3:].strip()), time.perf_counter()))
+                if len(got) == 1 and on_open is not None:
+                    on_open()  # type: ignore[operator]
+                if len(got) >= count:
+                    break
+    return got
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--live", type=int, default=20_000)
+    parser.add_argument("--missed", type=int, default=10_000)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="sse-bench-"))
+    bus = EventBus(queue_size=args.live + 10)  # measure throughput, not the cut-off
+    runs = FileRuns(bus, tmp / "events.jsonl")
+
+    class _Services:  # only what the stream routes ask for
+        run_service = runs
+        event_bus = bus
+
+    set_services(_Services())  # type: ignore[arg-type]
+    app = FastAPI()
+    app.include_router(sse.router)
+    url_path = f"/api/runs/{RUN}/stream"
+
+    server = ServerThread(app)
+    with server as base:
+        # 1. live: seq 1 is on file so the client gets it at once; then the rest pour in.
+        first = make_event(1)
+        runs.write([first])
+        bus.publish(first)
+        live = [make_event(s) for s in range(2, args.live + 1)]
+
+        def publish_all() -> None:
+            runs.write(live)
+            for event in live:
+                bus.publish(event)
+
+        got = read_stream(base + url_path, args.live, {}, lambda: server.call(publish_all))
+        seqs = [s for s, _ in got]
+        assert seqs == list(range(1, args.live + 1)), "live stream lost or repeated events"
+        live_s = got[-1][1] - got[0][1]
+        live_rate = (args.live - 1) / live_s
+
+        # 2. catch-up: the client saw everything so far, then `missed` events reach the file only.
+        seen = args.live
+        runs.write([make_event(s) for s in range(seen + 1, seen + args.missed + 1)])
+        start = time.perf_counter()
+        got = read_stream(base + url_path, args.missed, {"Last-Event-ID": str(seen)})
+        catch_up_s = time.perf_counter() - start
+        assert [s for s, _ in got] == list(range(seen + 1, seen + args.missed + 1))
+
+    results = {
+        "live_events": args.live,
+        "live_events_per_s": round(live_rate),
+        "missed_events": args.missed,
+        "catch_up_s": round(catch_up_s, 3),
+        "catch_up_events_per_s": round(args.missed / catch_up_s),
+        "machine": f"{platform.machine()} {platform.python_version()}",
+        "note": "server and client on one machine, loopback; server in a thread, client httpx",
+    }
+    print(f"live: one SSE client received {results['live_events_per_s']:,} events/s")
+    print(f"catch-up after {args.missed:,} missed events: {catch_up_s:.3f} s")
+    out = REPO / "bench" / "results" / "sse.json"
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
