@@ -262,6 +262,10 @@ def _ignored_warnings(
         )
 
 
+# The demo pipeline and dataset are tiny: larger sizes only cost time.
+DEMO_MAX_RESOLUTION = 128
+
+
 def _combination(path: str, message: str) -> Issue:
     return Issue(path, message, "error", "combination")
 
@@ -310,6 +314,16 @@ def _cross_field(
     if values["validation_steps"] > 0 and not values["validation_prompt"].strip():
         warnings.append(
             Issue("validation_prompt", "is empty, so validation renders nothing", "warning")
+        )
+    if values["model_family"] == "demo" and values["resolution"] > DEMO_MAX_RESOLUTION:
+        warnings.append(
+            Issue(
+                "resolution",
+                f"the demo model is made for 64-{DEMO_MAX_RESOLUTION} px images; at "
+                f"{values['resolution']} px each step is many times slower (about 30x at 512 "
+                "on a CPU): try 64",
+                "warning",
+            )
         )
     if values["model_family"] != "demo" and not values["pretrained_model_name_or_path"].strip():
         errors.append(

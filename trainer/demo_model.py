@@ -1,8 +1,10 @@
 """Tiny Stable-Diffusion-shaped pipelines generated locally with a fixed seed.
 
-`ensure_demo_model()` builds the demo model once and caches it under data_dir()/models.
-`write_tiny_pipeline()` writes tiny SD 1.x / SD 2.x / SDXL diffusers folders (random weights)
-that tests load through the very same code path a real model takes.
+`ensure_demo_model()` builds the demo model once and caches it under data_dir()/models; its
+VAE is briefly fitted to the demo images (trainer.demo_vae_fit, ~15 s on 2 CPU cores) so that
+validation images show colours and shapes. `write_tiny_pipeline()` writes tiny SD 1.x / SD 2.x /
+SDXL diffusers folders (random weights) that tests load through the same code path a real
+model takes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from trainer.paths import models_dir
 from trainer.tokenizer_files import write_clip_tokenizer_files
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # 2: the VAE is fitted to the demo images
 DEMO_NATIVE_RESOLUTION = 64
 
 
@@ -84,7 +86,7 @@ def _scheduler(prediction_type: str) -> Any:
 
 
 def build_tiny_pipeline(family: str, folder_for_tokenizers: Path, seed: int = 0) -> Any:
-    """A tiny random-weight pipeline of `family` (demo, sd1x, sd2x or sdxl)."""
+    """A tiny pipeline of `family` (demo, sd1x, sd2x or sdxl); random weights but the demo VAE."""
     import torch
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
 
@@ -122,9 +124,13 @@ def build_tiny_pipeline(family: str, folder_for_tokenizers: Path, seed: int = 0)
             unet=unet,
             scheduler=_scheduler("epsilon"),
         )
+    demo = family == "demo"
+    if demo:
+        from trainer.demo_vae_fit import fit_demo_vae
+
+        fit_demo_vae(vae, DEMO_NATIVE_RESOLUTION, seed + 5)
     te = _text_encoder(vocab, 32 if family != "demo" else 64, None, seed + 2)
     torch.manual_seed(seed + 4)
-    demo = family == "demo"
     unet = UNet2DConditionModel(
         sample_size=8,
         in_channels=4,

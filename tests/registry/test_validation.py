@@ -23,8 +23,15 @@ def only_error(raw: dict[str, Any], ctx: PlatformContext | None = None) -> Issue
 
 def test_an_empty_config_is_the_defaults_and_valid() -> None:
     result = validate_config({})
-    assert result.ok and result.warnings == []
+    assert result.ok
     assert result.values == default_config()
+
+
+def test_the_demo_model_at_a_large_resolution_is_warned_about() -> None:
+    assert [w.path for w in validate_config({}).warnings] == ["resolution"]
+    assert "try 64" in validate_config({"resolution": 512}).warnings[0].message
+    assert validate_config({"resolution": 64}).warnings == []
+    assert validate_config({"resolution": 128}).warnings == []
 
 
 def test_every_default_passes_its_own_field_check() -> None:
@@ -143,7 +150,9 @@ def test_missing_package_on_cuda_is_an_error_naming_it() -> None:
 
 
 def test_hidden_field_set_to_non_default_is_a_warning_not_an_error() -> None:
-    result = validate_config({"optimizer": "lion", "adam_beta1": 0.8, "adam_beta2": 0.999})
+    result = validate_config(
+        {"optimizer": "lion", "adam_beta1": 0.8, "adam_beta2": 0.999, "resolution": 64}
+    )
     assert result.ok
     assert [(w.path, w.severity) for w in result.warnings] == [("adam_beta1", "warning")]
     assert result.warnings[0].message == (
@@ -153,7 +162,7 @@ def test_hidden_field_set_to_non_default_is_a_warning_not_an_error() -> None:
 
 def test_greyed_out_and_platform_hidden_fields_warn_too() -> None:
     result = validate_config(
-        {"validation_steps": 0, "validation_seed": 3, "allow_tf32": False}, CPU
+        {"validation_steps": 0, "validation_seed": 3, "allow_tf32": False, "resolution": 64}, CPU
     )
     assert result.ok
     assert {w.path for w in result.warnings} == {"validation_seed", "allow_tf32"}
@@ -201,7 +210,9 @@ def test_datasets_are_validated_per_entry_with_indexed_paths() -> None:
 
 
 def test_dataset_hidden_option_warns_with_its_path() -> None:
-    result = validate_config({"datasets": [{"path": "/a", "bucketing": True, "crop": "random"}]})
+    result = validate_config(
+        {"resolution": 64, "datasets": [{"path": "/a", "bucketing": True, "crop": "random"}]}
+    )
     assert result.ok
     assert [(w.path, w.message) for w in result.warnings] == [
         ("datasets[0].crop", "is set to 'random' but is ignored: shown only when bucketing is off")
