@@ -68,7 +68,9 @@ def build_app(args: argparse.Namespace) -> dict[str, object]:
     from app.services.container import build_services
 
     use_storage_dir()
-    configure(build_services())
+    trainer_url = args.trainer_url if args.mode == "webui" else None
+    trainer_token = args.token or os.environ.get("TUNERDECK_TOKEN")
+    configure(build_services(trainer_url=trainer_url, trainer_token=trainer_token))
     secret = storage_secret(args.storage_secret)
     install_access(args, secret)
     return {
@@ -118,8 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.trainer_server import serve
 
         return serve(args)
-    if args.mode == "webui":
-        print("webui mode is not available yet: run unified or trainer mode.", file=sys.stderr)
+    if args.mode == "webui" and not args.trainer_url:
+        print(
+            "webui mode needs --trainer-url URL (a server started with --mode trainer).",
+            file=sys.stderr,
+        )
         return 2
     run_kwargs = build_app(args)
     from nicegui import app, ui

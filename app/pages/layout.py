@@ -70,7 +70,27 @@ def page_frame(services: Services, current: str) -> Frame:
         with banner, ui.row().classes("items-center no-wrap"):
             ui.icon("warning")
             ui.label(services.prefs.recovery_message)
+    _trainer_server_banner(services)
     return Frame(left, right, dark)
+
+
+def _trainer_server_banner(services: Services) -> None:
+    """In webui mode, say so while the remote trainer server cannot be reached."""
+    on_status = getattr(services.run_service, "on_status", None)
+    if on_status is None:
+        return
+    run_service = services.run_service
+    banner = ui.card().classes("w-full bg-negative text-white td-main").mark("trainer-banner")
+    with banner, ui.row().classes("items-center no-wrap"):
+        ui.icon("cloud_off")
+        message = ui.label(run_service.status_message)
+
+    def show(reachable: bool, text: str) -> None:
+        banner.set_visibility(not reachable)
+        message.set_text(text)
+
+    show(run_service.reachable, run_service.status_message)
+    ui.context.client.on_disconnect(on_status(show))
 
 
 def set_dirty_flag(dirty: bool) -> None:

@@ -159,7 +159,11 @@ class RunBar:
         service = self.services.run_service
         if service is None:
             return
-        runs = await service.list_runs()
+        try:
+            runs = await service.list_runs()
+        except RunError as exc:  # a remote trainer server that is away: keep the last state
+            self.stats.text = exc.message
+            return
         self.queued_count = sum(1 for r in runs if r.state == "queued")
         self.show(pick_current(runs))
 

@@ -114,6 +114,32 @@ async def get_queue() -> Any:
         return _error(exc)
 
 
+@router.get("/runs/{run_id}/detail")
+async def run_detail(run_id: str, include_progress: bool = True) -> Any:
+    """What the monitor view draws (webui mode reads it from the trainer server)."""
+    try:
+        return (await _service().get_detail(run_id, include_progress)).model_dump()
+    except RunError as exc:
+        return _error(exc)
+
+
+@router.post("/queue/{run_id}/move")
+async def move_in_queue(run_id: str, position: int = Query(..., ge=0)) -> Any:
+    try:
+        return [r.model_dump() for r in await _service().move_in_queue(run_id, position)]
+    except RunError as exc:
+        return _error(exc)
+
+
+@router.delete("/queue/{run_id}")
+async def cancel_queued(run_id: str) -> Any:
+    try:
+        await _service().cancel_queued(run_id)
+        return {"cancelled": run_id}
+    except RunError as exc:
+        return _error(exc)
+
+
 @router.get("/hardware")
 async def get_hardware() -> Any:
     # nvml calls block briefly: keep them off the event loop.

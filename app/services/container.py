@@ -47,6 +47,8 @@ def build_services(
     configs_root: Path | None = None,
     platform: PlatformContext | None = None,
     nicegui_hooks: bool = True,
+    trainer_url: str | None = None,
+    trainer_token: str | None = None,
 ) -> Services:
     """`nicegui_hooks=False` (trainer mode) leaves NiceGUI unimported; the caller then starts
     and shuts down the run service itself."""
@@ -58,6 +60,17 @@ def build_services(
         tabs=TabService() if nicegui_hooks else TabService(hooks={DATASETS_TAB: None}),  # type: ignore[dict-item]
         platform=platform or detect_platform(),
     )
+    if trainer_url:  # webui mode: no local runs, a trainer-mode server's instead
+        from app.services.event_bus import EventBus
+        from app.services.remote_run_service import RemoteRunService
+
+        services.event_bus = EventBus()
+        services.run_service = RemoteRunService(services.event_bus, trainer_url, trainer_token)
+        if nicegui_hooks:
+            from nicegui import app
+
+            services.run_service.install(app)
+        return services
     from app.services.run_wiring import attach_run_service  # runs part: event bus + run service
 
     attach_run_service(services, install=nicegui_hooks)

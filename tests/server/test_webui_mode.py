@@ -1,0 +1,162 @@
+"""Webui mode's run service: a RemoteRunService drives a trainer-mode server (a subprocess on
+a loopback port) and mirrors its events into the local bus, across a server restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.main import main
+from app.services.event_bus import EventBus
+from app.services.events import Event
+from app.services.remote_run_service import RemoteRunService
+from app.services.run_service import RunError
+
+from .helpers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def demo_config(steps: int) -> dict[str, object]:
+    return {
+        "model_family": "demo",
+        "resolution": 64,
+        "max_train_steps": steps,
+        "validation_steps": 0,
+        "checkpointing_steps": 0,
+        "logging_steps": 1,
+    }
+
+
+class TrainerServer:
+    """`python -m app --mode trainer` on a fixed port; can be killed and started again."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "--mode", "trainer", "--port", str(self.port)],
+            cwd=ROOT,
+            env={**os.environ, "TUNERDECK_HOME": str(self.home)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(300):
+            if self.proc.poll() is not None:
+                pytest.fail("trainer server exited at start")
+            try:
+                httpx.get(f"{self.url}/api/server", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        pytest.fail("trainer server did not answer")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+
+@pytest.fixture
+def trainer(home: Path) -> Iterator[TrainerServer]:
+    server = TrainerServer(home)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out waiting")
+        await asyncio.sleep(0.05)
+
+
+def ended(events: list[Event], run_id: str) -> bool:
+    return any(
+        e.run_id == run_id
+        and e.type == "lifecycle"
+        and e.data.get("state") in ("completed", "failed", "stopped")
+        for e in events
+    )
+
+
+async def test_remote_run_mirrors_events_across_a_trainer_server_restart(
+    trainer: TrainerServer,
+) -> None:
+    bus = EventBus()
+    received: list[Event] = []
+    bus.listen(lambda item: received.append(item) if isinstance(item, Event) else None)
+    remote = RemoteRunService(bus, trainer.url)
+    await remote.ensure_started()
+    try:
+        await wait_for(lambda: remote.reachable)
+        run = await remote.start_run(config=demo_config(40))
+        assert run.id in [r.id for r in await remote.list_runs()]
+
+        def progressed() -> int:
+            return sum(1 for e in received if e.run_id == run.id and e.type == "progress")
+
+        await wait_for(lambda: progressed() >= 2)
+
+        # The trainer server goes away mid-run: the mirror says so, then catches up.
+        trainer.stop()
+        await wait_for(lambda: not remote.reachable, timeout=20)
+        assert "unreachable" in remote.status_message
+        with pytest.raises(RunError) as refused:
+            await remote.get_run(run.id)
+        assert refused.value.status == 503
+        killed_before_end = not ended(received, run.id)
+        trainer.start()
+        await wait_for(lambda: remote.reachable, timeout=30)
+        await wait_for(lambda: ended(received, run.id), timeout=90)
+
+        mine = [e.seq for e in received if e.run_id == run.id]
+        counts = Counter(mine)
+        assert max(counts.values()) == 1, "an event was delivered twice"
+        on_server = [e.seq for e in await remote.events_after(run.id, 0)]
+        assert sorted(mine) == on_server == list(range(1, len(on_server) + 1))
+        assert killed_before_end, "the run ended before the restart: make it longer"
+        final = await remote.get_run(run.id)
+        assert final.state == "completed"
+        assert final.step == 40
+        detail = await remote.get_detail(run.id)
+        assert detail.run.id == run.id and detail.progress
+    finally:
+        await remote.shutdown()
+
+
+async def test_remote_errors_carry_the_trainer_servers_message(trainer: TrainerServer) -> None:
+    remote = RemoteRunService(EventBus(), trainer.url)
+    try:
+        with pytest.raises(RunError) as missing:
+            await remote.get_run("no-such-run")
+        assert missing.value.status == 404
+        with pytest.raises(RunError) as bad:
+            await remote.start_run(config_name="no-such-config")
+        assert bad.value.status >= 400 and bad.value.message
+    finally:
+        await remote.shutdown()
+
+
+def test_webui_mode_without_a_trainer_url_says_what_is_needed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--mode", "webui"]) == 2
+    assert "--trainer-url" in capsys.readouterr().err
