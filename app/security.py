@@ -41,7 +41,14 @@ TOKEN_ENV = "TUNERDECK_TOKEN"
 OPEN_PATHS = ("/login", "/callbacks")
 MiB = 1024 * 1024
 # Longest prefix wins; "" is the default for every other path.
-BODY_LIMITS: dict[str, int] = {"/callbacks": 8 * MiB, "/api/": 4 * MiB, "": 64 * MiB}
+# "/_nicegui/client/" is where ui.upload posts; its only user is the config import (1 MiB
+# files, checked again with a clear message), so 2 MiB leaves room for the multipart framing.
+BODY_LIMITS: dict[str, int] = {
+    "/callbacks": 8 * MiB,
+    "/api/": 4 * MiB,
+    "/_nicegui/client/": 2 * MiB,
+    "": 64 * MiB,
+}
 
 
 def is_loopback(host: str) -> bool:

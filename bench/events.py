@@ -3,7 +3,8 @@ each, watched by 1 and 5 real browser clients (headless chromium on /monitor/<ru
 
 For every phase it prints and saves: events lost (emitted but never shown on a page; goal
 0), latency from emit to the page's DOM p50/p99 (goal p99 < 250 ms at 1,000/s), the server's
-CPU share (of one core) and its memory before and after all phases (goal: no growth).
+CPU share (of one core), the browsers' CPU share, and the server's memory before and after all
+phases (goal: no growth).
 
 The events come from a synthetic trainer: the real trainer's EventSink (events.jsonl +
 batched POSTs to /callbacks with the run's token), launched by the real run service.
@@ -162,6 +163,23 @@ def _wait_state(base: str, run_id: str, states: set[str], timeout: float = 120) 
     raise RuntimeError(f"run {run_id} never reached {states}")
 
 
+def _browsers_cpu(drivers: list[Any]) -> float:
+    """CPU seconds so far of every chromium process behind the drivers (they share the
+    machine's cores with the server: on a small machine they set the latency floor)."""
+    import psutil
+
+    total = 0.0
+    for driver in drivers:
+        try:
+            root = psutil.Process(driver.service.process.pid)
+            for proc in [root, *root.children(recursive=True)]:
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
 def _phase(
     base: str, drivers: list[Any], server: Any, rate: int, duration: float
 ) -> dict[str, Any]:
@@ -183,6 +201,7 @@ def _phase(
             raise RuntimeError("the monitor page has no events-seen element")
     proc = psutil.Process(server.pid)
     cpu0, t0 = proc.cpu_times(), time.monotonic()
+    browsers0 = _browsers_cpu(drivers)
     (run_dir / "go").write_text("go")
     time.sleep(duration)
     # Let the tail arrive: until every page saw the last seq, or 10 s.
@@ -195,6 +214,7 @@ def _phase(
         time.sleep(0.25)
     cpu1, t1 = proc.cpu_times(), time.monotonic()
     cpu_share = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / (t1 - t0)
+    browsers_share = (_browsers_cpu(drivers) - browsers0) / (t1 - t0)
     emitted = {}
     for line in (run_dir / "events.jsonl").read_text().splitlines():
         event = json.loads(line)
@@ -224,6 +244,7 @@ def _phase(
         if latencies
         else None,
         "server_cpu_share": round(cpu_share, 3),
+        "browsers_cpu_share": round(browsers_share, 3),
         "server_rss_mb_after_phase": round(proc.memory_info().rss / 2**20, 1),
     }
 

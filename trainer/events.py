@@ -4,7 +4,9 @@ to the server in batches from a background thread.
 Guarantees (design.md "Events"): seq starts at 1 with no gaps; emitting never blocks on the
 network and never raises into the training loop; the in-memory send buffer is bounded (when
 the receiver is down for long, the oldest unsent events are dropped from the buffer only:
-they stay in events.jsonl, from which the server fills gaps).
+they stay in events.jsonl, from which the server fills gaps). A batch the server refuses
+with a 4xx answer (a malformed event, a wrong token) is final: retrying the same bytes cannot
+succeed, so it is logged and dropped while connection errors and 5xx answers are retried.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 EVENTS_FILE = "events.jsonl"
+# 4xx answers that mean "later", not "never".
+RETRY_STATUSES = frozenset({408, 425, 429})
 
 
 class EventSink:
@@ -47,6 +51,8 @@ class EventSink:
         self._file = None
         self._write_failed = False
         self.dropped = 0  # events dropped from the send buffer (still in events.jsonl)
+        self.refused = 0  # events in batches the server refused with a 4xx (ditto)
+        self._refusals_logged: set[int] = set()
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._seq = _last_seq(self.path)  # a resumed run continues the same sequence
@@ -137,6 +143,25 @@ class EventSink:
         with urllib.request.urlopen(req, timeout=self._timeout) as resp:
             resp.read()
 
+    def _refuse(self, batch: list[dict[str, Any]], exc: urllib.error.HTTPError) -> None:
+        """The server's final no for this batch: drop it (events.jsonl keeps it); log each kind
+        of refusal once so a systematic one (a wrong token) does not flood the log."""
+        self._drop_sent(batch)
+        self.refused += len(batch)
+        detail = ""
+        with contextlib.suppress(Exception):
+            detail = exc.read().decode("utf-8", "replace")[:500]
+        with contextlib.suppress(Exception):
+            exc.close()
+        if exc.code not in self._refusals_logged:
+            self._refusals_logged.add(exc.code)
+            print(
+                f"tunerdeck: the server refused events {batch[0]['seq']}-{batch[-1]['seq']} "
+                f"with HTTP {exc.code}; not resending them (they stay in {self.path}): {detail}",
+                file=sys.stderr,
+                flush=True,
+            )
+
     def _send_loop(self) -> None:
         backoff = 0.0
         while True:
@@ -150,6 +175,12 @@ class EventSink:
                     break
                 try:
                     self._post(batch)
+                except urllib.error.HTTPError as exc:
+                    if 400 <= exc.code < 500 and exc.code not in RETRY_STATUSES:
+                        self._refuse(batch, exc)
+                        continue
+                    backoff = min(self._max_backoff, max(0.25, backoff * 2))
+                    break
                 except (OSError, urllib.error.URLError, ValueError):
                     backoff = min(self._max_backoff, max(0.25, backoff * 2))
                     break

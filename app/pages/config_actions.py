@@ -234,19 +234,32 @@ class ConfigActions:
                 self.refresh_selector()
                 ui.notify(f"Imported {filename}; save it to keep it", type="positive")
 
+            def refuse(message: str) -> None:
+                errors.clear()
+                with errors:
+                    _error_list([message], "import-errors")
+
             async def uploaded(e: events.UploadEventArguments) -> None:
+                oversized = config_ops.too_large(e.file.name, e.file.size())
+                if oversized:
+                    refuse(oversized)
+                    return
                 try:
                     text = await e.file.text()
                 except UnicodeDecodeError:
-                    errors.clear()
-                    with errors:
-                        _error_list([f"{e.file.name} is not a UTF-8 text file"], "import-errors")
+                    refuse(f"{e.file.name} is not a UTF-8 text file")
                     return
                 apply(text, e.file.name)
 
-            ui.upload(on_upload=uploaded, auto_upload=True, max_file_size=2_000_000).props(
-                'accept=".toml,.json"'
-            ).classes("w-full").mark("import-upload")
+            limit_kib = config_ops.MAX_CONFIG_BYTES // 1024
+            ui.upload(
+                on_upload=uploaded,
+                on_rejected=lambda: refuse(
+                    f"That file was not imported: a config file may be at most {limit_kib:,} KiB"
+                ),
+                auto_upload=True,
+                max_file_size=config_ops.MAX_CONFIG_BYTES,
+            ).props('accept=".toml,.json"').classes("w-full").mark("import-upload")
             ui.label("or paste the file's text:").classes("text-sm")
             fmt = ui.toggle({"toml": "TOML", "json": "JSON"}, value="toml").mark("import-format")
             text = (

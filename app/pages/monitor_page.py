@@ -13,8 +13,8 @@ from nicegui import run, ui
 
 from app.pages.layout import NAV_LINKS, page_frame
 from app.pages.live_updates import LiveUpdates
-from app.pages.monitor_view import format_bytes, line_chart, loss_series, thin
-from app.pages.run_bar import ACTIVE, format_duration, pick_current
+from app.pages.monitor_view import ChartData, format_bytes, line_chart
+from app.pages.run_bar import ACTIVE, format_duration, pick_current, redraw_on_run_changes
 from app.services import hardware
 from app.services.container import Services, get_services
 from app.services.event_bus import Item, LogLine
@@ -42,6 +42,7 @@ class MonitorPage:
         self.level = "all"
         self.events_seen = 0  # events this view received (the bench compares with what was sent)
         self.last_seq = 0
+        self.progress_seq = 0  # seq of the newest progress event drawn
 
     async def build(self) -> None:
         page_frame(self.services, "/monitor")
@@ -55,7 +56,8 @@ class MonitorPage:
                 self.run_id = current.id if current else None
             self.banner = ui.card().classes("w-full bg-primary text-white").mark("active-banner")
             with self.banner, ui.row().classes("items-center no-wrap"):
-                ui.spinner(color="white")
+                # A still icon: an animated spinner repaints 60 times a second in every open tab.
+                ui.icon("model_training", size="sm")
                 self.banner_text = ui.label("")
             self.banner.visible = False
             if self.run_id is None:
@@ -71,7 +73,8 @@ class MonitorPage:
             except RunError as exc:
                 ui.label(exc.message).classes("text-negative").mark("monitor-error")
                 return
-            self.points = [(p.step, p.loss, p.lr) for p in self.detail.progress]
+            self.chart = ChartData(self.smoothing)
+            self.chart.reset([(p.step, p.loss, p.lr) for p in self.detail.progress])
             self._header()
             with ui.row().classes("w-full items-center gap-4"):
                 ui.label("Smoothing").classes("text-sm")
@@ -111,6 +114,8 @@ class MonitorPage:
             # "<last seq> <events received>": read by bench/events.py in the browser.
             self.seen_label = ui.label("").classes("hidden td-events-seen").mark("events-seen")
         self.live = LiveUpdates(self.services.event_bus, self._on_items, accept=self._accept)
+        # Stop, delete or queue changes from another tab reach this one without a trainer event.
+        redraw_on_run_changes(service, self.live)
 
     # ---- sections -----------------------------------------------------------------------------
     def _header(self) -> None:
@@ -120,7 +125,12 @@ class MonitorPage:
                 self.state_badge = ui.badge("").mark("monitor-state")
                 ui.space()
                 ui.link("All runs", "/runs").classes("text-sm")
-            self.progress = ui.linear_progress(value=0, show_value=False).mark("monitor-progress")
+            # instant-feedback: no CSS transition to repaint on every one of many updates.
+            self.progress = (
+                ui.linear_progress(value=0, show_value=False)
+                .props("instant-feedback")
+                .mark("monitor-progress")
+            )
             self.summary = ui.label("").classes("text-sm").mark("monitor-summary")
             self.message = ui.label("").classes("text-sm text-grey-8").mark("monitor-message")
         self._draw_header()
@@ -150,9 +160,7 @@ class MonitorPage:
         )
 
     def _chart_series(self) -> tuple[list[dict], list[dict]]:
-        loss = loss_series([(step, loss) for step, loss, _ in self.points], self.smoothing)
-        lr_data = thin([[step, lr] for step, _, lr in self.points if lr is not None])
-        return loss, [{"name": "lr", "type": "line", "showSymbol": False, "data": lr_data}]
+        return self.chart.loss_series(), self.chart.lr_series()
 
     def _draw_charts(self) -> None:
         # setOption straight to the browser: keeping thousands of points in the element's
@@ -271,6 +279,8 @@ class MonitorPage:
         if detail is None or service is None:
             return
         progress = gallery = checkpoints = reload_points = False
+        latest: dict | None = None  # the newest progress data, folded into the header
+        ask_service = not items  # a poke (a change made elsewhere) or a state change
         for item in items:
             if isinstance(item, LogLine):
                 entry = {"ts": item.ts, "level": "output", "message": item.text}
@@ -282,20 +292,27 @@ class MonitorPage:
             self.last_seq = max(self.last_seq, event.seq)
             data = event.data
             if event.type == "progress":
-                self.points.append((data["step"], data.get("loss"), data.get("lr")))
+                if event.seq < self.progress_seq:  # a gap filled late: the service slots it in
+                    reload_points = True
+                    continue
+                self.progress_seq = event.seq
+                self.chart.add(int(data["step"]), data.get("loss"), data.get("lr"))
+                latest = data
                 progress = True
             elif event.type == "validation":
                 gallery = True
             elif event.type == "checkpoint":
-                checkpoints = True
+                checkpoints = ask_service = True
             elif event.type == "lifecycle":
-                checkpoints = reload_points = True  # a resumed attempt may replace points
+                # (a resumed attempt's lower steps replace the old ones in ChartData.add)
+                checkpoints = ask_service = True
                 state = data["state"]
                 ui.notify(
                     f"Run {event.run_id}: {state}. {data.get('message', '')}",
                     type=_TOAST.get(state, "info"),
                 )
             elif event.type == "error":
+                ask_service = True
                 ui.notify(
                     f"Run {event.run_id} error: {data['message']}", type="negative", multi_line=True
                 )
@@ -307,20 +324,23 @@ class MonitorPage:
                 entry = {"ts": event.ts, "level": level, "message": message}
                 detail.logs.append(entry)
                 self._push_log(entry)
-        if gallery or checkpoints:
+        if gallery or checkpoints or reload_points:
             fresh = await service.get_detail(detail.run.id, include_progress=reload_points)
             detail.validations, detail.checkpoints = fresh.validations, fresh.checkpoints
             if reload_points:
-                self.points = [(p.step, p.loss, p.lr) for p in fresh.progress]
+                self.chart.reset([(p.step, p.loss, p.lr) for p in fresh.progress])
             if gallery:
                 self._draw_gallery()
             if checkpoints:
                 self._draw_checkpoints()
             progress = True
-        try:
-            detail.run = await service.get_run(detail.run.id)
-        except RunError:
-            return  # deleted meanwhile
+        if ask_service:
+            try:
+                detail.run = await service.get_run(detail.run.id)
+            except RunError:
+                return  # deleted meanwhile
+        elif latest is not None:
+            _fold_progress(detail.run, latest)
         if progress:
             self.charts_dirty = (
                 True  # drawn by the chart timer: charts change at most twice a second
@@ -330,11 +350,23 @@ class MonitorPage:
 
     def _set_smoothing(self, event: object) -> None:
         self.smoothing = float(getattr(event, "value", 0) or 0)
+        self.chart.set_weight(self.smoothing)
         self._draw_charts()
 
     def _set_level(self, event: object) -> None:
         self.level = str(getattr(event, "value", "all") or "all")
         self._draw_log()
+
+
+def _fold_progress(run: RunInfo, data: dict) -> None:
+    """What a progress event changes in the run's summary (no round trip to the service)."""
+    run.step = int(data["step"])
+    run.max_steps = int(data.get("max_steps") or run.max_steps)
+    if data.get("loss") is not None:
+        run.loss = float(data["loss"])
+    run.lr = data.get("lr", run.lr)
+    run.it_per_s = data.get("it_per_s", run.it_per_s)
+    run.eta_s = data.get("eta_s", run.eta_s)
 
 
 def _enlarge(url: str, prompt: str, step: int) -> None:

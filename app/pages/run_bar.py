@@ -1,5 +1,6 @@
 """The run bar at the foot of the trainer page: state, step/max, progress, it/s, ETA, loss,
-and Start / Stop / Resume, enabled only when they make sense.
+and Start / Stop / Resume, enabled only when they make sense (plus Kill while a stop takes
+long).
 
 Start stays disabled while the config has problems (listed here, each a link to its field).
 The bar follows "the current run": the active one, else the next queued, else the latest.
@@ -52,6 +53,15 @@ def run_summary(run: RunInfo) -> str:
     return " · ".join(parts)
 
 
+def redraw_on_run_changes(service: object, live: LiveUpdates) -> None:
+    """Also redraw when runs change without an event (another tab's Stop, a queue reordered,
+    a run deleted), so every tab shows the same state. Run services without the hook (a remote
+    one) are followed through their events alone."""
+    on_change = getattr(service, "on_change", None)
+    if on_change is not None:
+        ui.context.client.on_delete(on_change(live.poke))
+
+
 class RunBar:
     def __init__(self, form: FormState, services: Services, jump_to: Callable[[str], None]) -> None:
         self.form = form
@@ -69,8 +79,11 @@ class RunBar:
                 ui.label("Idle").classes("text-sm font-medium td-run-status").mark("run-status")
             )
             with ui.column().classes("gap-0 min-w-[10rem]"):
-                self.progress = ui.linear_progress(value=0, show_value=False, size="8px").mark(
-                    "run-progress"
+                # instant-feedback: no CSS transition repainting on each of many updates.
+                self.progress = (
+                    ui.linear_progress(value=0, show_value=False, size="8px")
+                    .props("instant-feedback")
+                    .mark("run-progress")
                 )
                 self.step_label = ui.label("").classes("text-xs td-run-step").mark("run-step")
             self.stats = ui.label("").classes("text-xs text-grey-8").mark("run-stats")
@@ -85,6 +98,13 @@ class RunBar:
                 .props("dense no-caps outline")
                 .classes("td-stop")
                 .mark("stop")
+            )
+            # Only while a stop is taking long: SIGKILL now, losing the stop's checkpoint.
+            self.kill = (
+                ui.button("Kill", icon="dangerous", on_click=self._kill)
+                .props("dense no-caps outline color=negative")
+                .tooltip("Kill the trainer now, without waiting for its checkpoint")
+                .mark("kill")
             )
             self.resume = ui.button("Resume", icon="replay", on_click=self._resume).props(
                 "dense no-caps outline"
@@ -102,10 +122,12 @@ class RunBar:
                 self.problem_list = ui.column().classes("gap-0 max-h-40 overflow-auto")
         self.stop.disable()
         self.resume.disable()
+        self.kill.set_visibility(False)
         self.set_problems(form.problems())
         self.live: LiveUpdates | None = None
         if services.run_service is not None and services.event_bus is not None:
             self.live = LiveUpdates(services.event_bus, self._on_items, accept=_state_changing)
+            redraw_on_run_changes(services.run_service, self.live)
             self.live.poke()
 
     @property
@@ -191,6 +213,11 @@ class RunBar:
             self.stats.text = " · ".join(stats)
         self.stop.set_enabled(run is not None and run.can_stop)
         self.resume.set_enabled(run is not None and run.can_resume)
+        self.kill.set_visibility(
+            run is not None
+            and run.state == "stopping"
+            and hasattr(self.services.run_service, "kill_run")
+        )
         self.set_problems(self._problems)
 
     # ---- buttons ------------------------------------------------------------------------------
@@ -218,6 +245,17 @@ class RunBar:
             ui.notify(exc.message, type="warning")
             return
         ui.notify(f"Stopping run {run.id}: saving a checkpoint", type="info")
+        await self.refresh()
+
+    async def _kill(self) -> None:
+        if self.current is None or self.services.run_service is None:
+            return
+        try:
+            run = await self.services.run_service.kill_run(self.current.id)
+        except RunError as exc:
+            ui.notify(exc.message, type="warning")
+            return
+        ui.notify(f"Run {run.id} killed", type="warning")
         await self.refresh()
 
     async def _resume(self) -> None:

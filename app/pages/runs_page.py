@@ -11,7 +11,7 @@ from nicegui import ui
 from app.pages.layout import NAV_LINKS, page_frame
 from app.pages.live_updates import LiveUpdates
 from app.pages.monitor_view import line_chart, loss_series
-from app.pages.run_bar import format_duration
+from app.pages.run_bar import format_duration, redraw_on_run_changes
 from app.services.container import Services, get_services
 from app.services.event_bus import Item
 from app.services.run_service import RunError, RunInfo
@@ -75,11 +75,14 @@ class RunsPage:
         self.live = LiveUpdates(
             self.services.event_bus, lambda _items: self.refresh(), accept=_is_event
         )
+        redraw_on_run_changes(self.services.run_service, self.live)
 
     async def refresh(self) -> None:
         service = self.services.run_service
         self.runs = await service.list_runs()
         self.table.rows = [_row(r) for r in self.runs]
+        ids = {r.id for r in self.runs}  # a run deleted elsewhere leaves the selection too
+        self.table.selected = [row for row in self.table.selected if row["id"] in ids]
         self.table.update()
         queued = sorted(
             (r for r in self.runs if r.state == "queued"), key=lambda r: r.queue_position or 0
@@ -95,10 +98,10 @@ class RunsPage:
                     )
                     ui.button(icon="arrow_upward", on_click=lambda r=run: self._move(r, -1)).props(
                         "flat dense"
-                    )
+                    ).mark(f"up-{run.id}").tooltip("Earlier in the queue")
                     ui.button(icon="arrow_downward", on_click=lambda r=run: self._move(r, 1)).props(
                         "flat dense"
-                    )
+                    ).mark(f"down-{run.id}").tooltip("Later in the queue")
                     ui.button("Cancel", on_click=lambda r=run: self._cancel(r)).props(
                         "flat dense no-caps"
                     ).mark(f"cancel-{run.id}")
@@ -130,7 +133,7 @@ class RunsPage:
         self.compare_chart.visible = True
         self.compare_chart.update()
 
-    def _confirm_delete(self) -> None:
+    async def _confirm_delete(self) -> None:
         ids = self._selected()
         if not ids:
             ui.notify("Select the runs to delete.", type="warning")
@@ -139,14 +142,18 @@ class RunsPage:
             ui.label(f"Delete {len(ids)} run(s) and their files (checkpoints, images, weights)?")
             ui.label(", ".join(ids)).classes("text-sm text-grey-8")
             with ui.row():
-                ui.button("Cancel", on_click=dialog.close).props("flat")
-                ui.button("Delete", on_click=lambda: self._delete(ids, dialog)).props(
+                ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat").mark(
+                    "cancel-delete"
+                )
+                ui.button("Delete", on_click=lambda: dialog.submit(True)).props(
                     "color=negative"
                 ).mark("confirm-delete-button")
-        dialog.open()
+        confirmed = await dialog  # False/None: Cancel, Escape or a click outside
+        dialog.delete()  # one dialog per question, not one more left behind each time
+        if confirmed:
+            await self._delete(ids)
 
-    async def _delete(self, ids: list[str], dialog: ui.dialog) -> None:
-        dialog.close()
+    async def _delete(self, ids: list[str]) -> None:
         for run_id in ids:
             try:
                 await self.services.run_service.delete_run(run_id)

@@ -5,12 +5,11 @@ Errors are JSON: {"error": what to do, "errors": [details]}.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from app.services import hardware
 from app.services.container import get_services
@@ -77,6 +76,15 @@ async def get_run(run_id: str) -> Any:
 async def stop_run(run_id: str) -> Any:
     try:
         return (await _service().stop_run(run_id)).model_dump()
+    except RunError as exc:
+        return _error(exc)
+
+
+@router.post("/runs/{run_id}/kill")
+async def kill_run(run_id: str) -> Any:
+    """SIGKILL now, without waiting for the stop's checkpoint (a trainer stuck in stopping)."""
+    try:
+        return (await _service().kill_run(run_id)).model_dump()
     except RunError as exc:
         return _error(exc)
 
@@ -148,15 +156,16 @@ async def get_hardware() -> Any:
 
 @router.get("/runs/{run_id}/file")
 async def run_file(run_id: str, path: str) -> Any:
-    """A file of the run's folder (validation images), never anything outside it."""
+    """A file of the run's folder (validation images), never anything outside it; in webui
+    mode it comes from the trainer server, streamed through."""
     try:
-        run = await _service().get_run(run_id)
+        found = await _service().open_file(run_id, path)
     except RunError as exc:
         return _error(exc)
-    root = Path(run.run_dir).resolve()
-    target = (root / path).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
-        return JSONResponse(
-            {"error": f"No file {path!r} in run {run_id}.", "errors": []}, status_code=404
-        )
-    return FileResponse(target)
+    if found.path is not None:
+        return FileResponse(found.path)
+    assert found.chunks is not None
+    headers = {"Content-Length": str(found.size)} if found.size is not None else None
+    return StreamingResponse(
+        found.chunks, media_type=found.media_type or "application/octet-stream", headers=headers
+    )

@@ -8,11 +8,20 @@ stream subscribes to the bus *before* reading the catch-up from the run service,
 published in between is lost, and a per-run tracker of sent seqs drops anything the catch-up
 already delivered. A client that reads too slowly is cut off by the bus (bounded queue); the
 stream then sends a `cutoff` event with the reason, and the client reconnects with its last id.
+
+With `?logs=true` the all-runs stream also carries the trainers' output lines as `log` events
+({"run_id", "text", "ts"}) with no SSE id, so `Last-Event-ID` stays an event cursor. Lines
+are live only: the ones missed while away are in the runs' detail (`log_tail`, `logs`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import json
+import math
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +30,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.services.container import get_services
-from app.services.event_bus import EventBus, Subscription, _SeqTracker
+from app.services.event_bus import EventBus, LogLine, Subscription, _SeqTracker
 from app.services.events import Event
 from app.services.run_service import RunError, RunService
 
@@ -29,6 +38,8 @@ router = APIRouter(prefix="/api", tags=["streams"])
 
 PING_S: float = 15.0  # heartbeat comment interval: keeps proxies from closing idle streams
 SEND_TIMEOUT_S: float = 60.0  # a client whose socket accepts nothing for this long is dropped
+ORDER_WINDOW: int = 100_000  # published events whose order is kept for exact resumes
+LINES_QUEUE: int = 2000  # output lines a stream may hold unsent before it is cut off
 
 
 def _sources() -> tuple[RunService, EventBus]:
@@ -76,12 +87,75 @@ class _Sent:
         self._runs[run_id] = _SeqTracker(contiguous=after)
 
 
+def _line(line: LogLine) -> ServerSentEvent:
+    return ServerSentEvent(
+        data=json.dumps({"run_id": line.run_id, "text": line.text, "ts": line.ts}), event="log"
+    )
+
+
+class _Lines:
+    """The bus's output lines for one stream, in a bounded queue: a stream that falls too far
+    behind is cut off (its subscription closed with the reason), as for events."""
+
+    def __init__(self, bus: EventBus, sub: Subscription) -> None:
+        self.queue: asyncio.Queue[LogLine] = asyncio.Queue(LINES_QUEUE)
+        self._sub = sub
+        self.close = bus.listen(self._offer)
+
+    def _offer(self, item: object) -> None:
+        if not isinstance(item, LogLine):
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.close()
+            self._sub.close(
+                f"subscriber fell more than {LINES_QUEUE} output lines behind; reconnect"
+            )
+
+
+async def _next(sub: Subscription) -> Event | None:
+    return await anext(sub, None)
+
+
+async def _merged(sub: Subscription, lines: _Lines) -> AsyncIterator[Event | LogLine]:
+    """Events and output lines as they come, until the subscription ends."""
+    next_event = asyncio.ensure_future(_next(sub))
+    next_line = asyncio.ensure_future(lines.queue.get())
+    try:
+        while True:
+            done, _ = await asyncio.wait(
+                {next_event, next_line}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if next_line in done:
+                yield next_line.result()
+                next_line = asyncio.ensure_future(lines.queue.get())
+            if next_event in done:
+                event = next_event.result()
+                if event is None:
+                    return
+                yield event
+                next_event = asyncio.ensure_future(_next(sub))
+    finally:
+        for task in (next_event, next_line):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
 async def _live(
-    sub: Subscription, sent: _Sent, ident: Any, *, request: Request
+    sub: Subscription, sent: _Sent, ident: Any, *, request: Request, lines: _Lines | None = None
 ) -> AsyncIterator[ServerSentEvent]:
-    async for event in sub:
-        if sent.first_time(event):
-            yield _message(event, ident(event))
+    merged = _merged(sub, lines) if lines is not None else None
+    try:
+        async for item in merged or sub:
+            if isinstance(item, LogLine):
+                yield _line(item)
+            elif sent.first_time(item):
+                yield _message(item, ident(item))
+    finally:
+        if merged is not None:  # cancel its pending reads now, not at garbage collection
+            await merged.aclose()
     if sub.reason is not None and not await request.is_disconnected():
         yield _cutoff(sub.reason)
 
@@ -130,10 +204,77 @@ async def run_stream(request: Request, run_id: str, after: int | None = None) ->
     return _response(content())
 
 
-async def _all_catch_up(service: RunService, cursor: tuple[str, int]) -> list[Event]:
-    """Every run's events after the cursor: the cursor's run after its seq, the other runs
-    after the cursor event's timestamp; sorted as the stream would have sent them."""
+class _PublishOrder:
+    """The order in which this server published the last ORDER_WINDOW events (all runs):
+    what makes an all-runs resume exact, since timestamps need not follow delivery order (a
+    late callback batch, a gap filled from events.jsonl)."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self._positions: dict[tuple[str, int], int] = {}
+        self._recent: collections.deque[tuple[str, int, int]] = collections.deque()
+        self._count = 0
+        bus.listen(self._saw)
+
+    def _saw(self, item: object) -> None:
+        if not isinstance(item, Event):
+            return
+        self._count += 1
+        self._positions[(item.run_id, item.seq)] = self._count
+        self._recent.append((item.run_id, item.seq, self._count))
+        if len(self._recent) > ORDER_WINDOW:
+            run_id, seq, position = self._recent.popleft()
+            if self._positions.get((run_id, seq)) == position:
+                del self._positions[(run_id, seq)]
+
+    def position(self, run_id: str, seq: int) -> int | None:
+        return self._positions.get((run_id, seq))
+
+
+_orders: weakref.WeakKeyDictionary[EventBus, _PublishOrder] = weakref.WeakKeyDictionary()
+
+
+def publish_order(bus: EventBus) -> _PublishOrder:
+    """The bus's publish order, recorded from the first all-runs stream on: every event a
+    client can hold as its last id was published after that."""
+    order = _orders.get(bus)
+    if order is None:
+        order = _orders[bus] = _PublishOrder(bus)
+    return order
+
+
+async def _every_event(service: RunService) -> AsyncIterator[Event]:
+    for run in await service.list_runs():
+        try:
+            events = await service.events_after(run.id, 0)
+        except RunError:  # deleted meanwhile
+            continue
+        for event in events:
+            yield event
+
+
+async def _all_catch_up(
+    service: RunService, bus: EventBus, cursor: tuple[str, int]
+) -> tuple[list[Event], bool]:
+    """Every run's events after the cursor event, sorted as the stream would have sent them,
+    and whether that is exact.
+
+    Exact when that event is in the publish order: everything published after it, then what
+    the record has and the bus has not published yet. Otherwise (an event from before this
+    server started, or too old) by time: the cursor's run after its seq, the other runs
+    after the cursor event's timestamp."""
     run_id, seq = cursor
+    order = publish_order(bus)
+    anchor_position = order.position(run_id, seq)
+    if anchor_position is not None:
+        later: list[tuple[float, Event]] = []
+        async for event in _every_event(service):
+            position = order.position(event.run_id, event.seq)
+            if position is not None and position > anchor_position:
+                later.append((position, event))
+            elif position is None and not bus.seen(event.run_id, event.seq):
+                later.append((math.inf, event))  # only on record yet: it is published last
+        later.sort(key=lambda p: (p[0], p[1].ts, p[1].run_id, p[1].seq))
+        return [event for _, event in later], True
     try:
         with_anchor = await service.events_after(run_id, max(seq - 1, 0))
     except RunError:  # that run was deleted since: resume from the other runs alone
@@ -141,20 +282,18 @@ async def _all_catch_up(service: RunService, cursor: tuple[str, int]) -> list[Ev
     anchor = next((e for e in with_anchor if e.seq == seq), None)
     anchor_ts = anchor.ts if anchor is not None else None
     events: list[Event] = [e for e in with_anchor if e.seq > seq]
-    for run in await service.list_runs():
-        if run.id == run_id:
-            continue
-        for event in await service.events_after(run.id, 0):
-            if anchor_ts is None or event.ts > anchor_ts:
-                events.append(event)
+    async for event in _every_event(service):
+        if event.run_id != run_id and (anchor_ts is None or event.ts > anchor_ts):
+            events.append(event)
     events.sort(key=lambda e: (e.ts, e.run_id, e.seq))
-    return events
+    return events, False
 
 
 @router.get("/events/stream", response_model=None)
-async def all_events_stream(request: Request, after: str | None = None) -> Any:
+async def all_events_stream(request: Request, after: str | None = None, logs: bool = False) -> Any:
     """Events of every run, live; with `Last-Event-ID: run_id:seq` (or `?after=`) first
-    everything after that event. Without a cursor only new events are sent."""
+    everything after that event. Without a cursor only new events are sent. `logs=true`
+    adds the trainers' output lines (`log` events without an id)."""
     try:
         service, bus = _sources()
     except RunError as exc:
@@ -165,17 +304,23 @@ async def all_events_stream(request: Request, after: str | None = None) -> Any:
         return f"{event.run_id}:{event.seq}"
 
     async def content() -> AsyncIterator[ServerSentEvent]:
+        publish_order(bus)  # from now on the events this client gets have a known order
         sub = bus.subscribe(None)
+        lines = _Lines(bus, sub) if logs else None
         sent = _Sent()
         try:
             if cursor is not None:
-                sent.start(*cursor)
-                for event in await _all_catch_up(service, cursor):
+                events, exact = await _all_catch_up(service, bus, cursor)
+                if not exact:  # by time: take the cursor's run as had up to its seq
+                    sent.start(*cursor)
+                for event in events:
                     if sent.first_time(event):
                         yield _message(event, ident(event))
-            async for message in _live(sub, sent, ident, request=request):
+            async for message in _live(sub, sent, ident, request=request, lines=lines):
                 yield message
         finally:
+            if lines is not None:
+                lines.close()
             sub.close()
 
     return _response(content())

@@ -16,6 +16,19 @@ from registry.config_io import ConfigFileError, dumps_json, dumps_toml, parse_co
 
 Format = Literal["toml", "json"]
 
+# A config is a few KiB; anything near this is not one (and must not tie up the server).
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def too_large(filename: str, size: int) -> str | None:
+    """The message for a config upload over the limit, else None."""
+    if size <= MAX_CONFIG_BYTES:
+        return None
+    return (
+        f"{filename} is {size / 1024:,.0f} KiB: a config file may be at most "
+        f"{MAX_CONFIG_BYTES // 1024:,} KiB"
+    )
+
 
 def format_for(filename: str) -> Format:
     suffix = Path(filename).suffix.lower()
@@ -29,6 +42,9 @@ def format_for(filename: str) -> Format:
 def import_text(text: str, filename: str) -> dict[str, Any]:
     """Parse and check an uploaded or pasted config; raises ConfigFileError listing every
     problem. The registry's parser judges it exactly like `python -m trainer --config`."""
+    oversized = too_large(filename, len(text.encode("utf-8")))
+    if oversized:
+        raise ConfigFileError([oversized])
     fmt = format_for(filename)
     try:
         return parse_config_text(text, fmt)

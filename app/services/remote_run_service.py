@@ -1,6 +1,7 @@
 """The RunService of webui mode: every call goes to a trainer-mode server's REST API, and its
 all-runs SSE stream is mirrored into the local EventBus so the pages work as in unified mode.
 
+The stream also carries the trainers' output lines (`?logs=true`), published as LogLine.
 The mirror reconnects by itself with backoff, sending `Last-Event-ID: run_id:seq` of the last
 event it received; after each (re)connect it also fills from `/api/runs/{id}/events` whatever
 the bus still lacks (the bus drops repeats), so nothing is missed or delivered twice.
@@ -10,15 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 
-from app.services.event_bus import EventBus
+from app.services.event_bus import EventBus, LogLine
 from app.services.events import Event
-from app.services.run_service import RunDetail, RunError, RunInfo
+from app.services.run_service import RunDetail, RunError, RunFile, RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -90,28 +92,45 @@ class RemoteRunService:
             except Exception:
                 log.exception("status listener failed")
 
+    # What /callbacks asks: no trainer reports here (they report to the trainer server).
+    def known(self, run_id: str) -> bool:
+        return False
+
+    def token_of(self, run_id: str) -> str | None:
+        return None
+
     # ---- REST -----------------------------------------------------------------------------
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = await self._http().request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise RunError(
-                f"The trainer server at {self.base_url} is unreachable ({exc.__class__.__name__}); "
-                "it reconnects by itself when the server is back.",
-                503,
-            ) from exc
+    def _unreachable(self, exc: Exception) -> RunError:
+        return RunError(
+            f"The trainer server at {self.base_url} is unreachable ({exc.__class__.__name__}); "
+            "it reconnects by itself when the server is back.",
+            503,
+        )
+
+    @staticmethod
+    def _refused(response: httpx.Response, what: str) -> RunError:
+        """The trainer server's own message for a 4xx/5xx answer."""
         try:
             body = response.json()
         except ValueError:
             body = None
+        if isinstance(body, dict) and "error" in body:
+            return RunError(str(body["error"]), response.status_code, body.get("errors") or [])
+        return RunError(
+            f"The trainer server answered {response.status_code} to {what}.", response.status_code
+        )
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http().request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
         if response.status_code >= 400:
-            if isinstance(body, dict) and "error" in body:
-                raise RunError(str(body["error"]), response.status_code, body.get("errors") or [])
-            raise RunError(
-                f"The trainer server answered {response.status_code} to {method} {path}.",
-                response.status_code,
-            )
-        return body
+            raise self._refused(response, f"{method} {path}")
+        try:
+            return response.json()
+        except ValueError:
+            return None
 
     async def list_runs(self) -> list[RunInfo]:
         return [RunInfo.model_validate(r) for r in await self._call("GET", "/api/runs")]
@@ -137,6 +156,10 @@ class RemoteRunService:
     async def stop_run(self, run_id: str) -> RunInfo:
         return RunInfo.model_validate(await self._call("POST", f"/api/runs/{run_id}/stop"))
 
+    async def kill_run(self, run_id: str) -> RunInfo:
+        """Stop at once, without the stop's checkpoint (a second press of Stop)."""
+        return RunInfo.model_validate(await self._call("POST", f"/api/runs/{run_id}/kill"))
+
     async def resume_run(self, run_id: str) -> RunInfo:
         return RunInfo.model_validate(await self._call("POST", f"/api/runs/{run_id}/resume"))
 
@@ -147,6 +170,34 @@ class RemoteRunService:
     async def events_after(self, run_id: str, seq: int = 0) -> list[Event]:
         body = await self._call("GET", f"/api/runs/{run_id}/events", params={"after": seq})
         return [Event.model_validate(e) for e in body]
+
+    async def open_file(self, run_id: str, path: str) -> RunFile:
+        """The trainer server's file, streamed (it lives on that machine's disk)."""
+        client = self._http()
+        request = client.build_request("GET", f"/api/runs/{run_id}/file", params={"path": path})
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+        if response.status_code >= 400:
+            await response.aread()
+            await response.aclose()
+            raise self._refused(response, f"GET {request.url.path}")
+        length = response.headers.get("content-length", "")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+            finally:
+                await response.aclose()
+
+        return RunFile(
+            name=path.rsplit("/", 1)[-1],
+            chunks=chunks(),
+            media_type=response.headers.get("content-type"),
+            size=int(length) if length.isdigit() else None,
+        )
 
     async def queue(self) -> list[RunInfo]:
         return [RunInfo.model_validate(r) for r in await self._call("GET", "/api/queue")]
@@ -164,6 +215,16 @@ class RemoteRunService:
     def _publish(self, event: Event) -> None:
         self.bus.publish(event)
         self._cursor = f"{event.run_id}:{event.seq}"
+
+    def _publish_line(self, data: str) -> None:
+        """A trainer's output line, as the trainer server saw it (not replayed on reconnect)."""
+        try:
+            line = json.loads(data)
+            item = LogLine(str(line["run_id"]), str(line["text"]), float(line["ts"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("skipped a malformed output line from the trainer server: %.200s", data)
+            return
+        self.bus.publish_line(item)
 
     def _have_up_to(self, run_id: str) -> int:
         """The highest seq of `run_id` below which the bus has every event."""
@@ -205,7 +266,11 @@ class RemoteRunService:
         headers = {"Last-Event-ID": self._cursor} if self._cursor else {}
         timeout = httpx.Timeout(self.timeout_s, read=None)  # heartbeats every 15 s; no read limit
         async with self._http().stream(
-            "GET", "/api/events/stream", headers=headers, timeout=timeout
+            "GET",
+            "/api/events/stream",
+            params={"logs": "true"},
+            headers=headers,
+            timeout=timeout,
         ) as response:
             if response.status_code != 200:
                 await response.aread()
@@ -215,6 +280,9 @@ class RemoteRunService:
             async for kind, data in _sse_messages(response):
                 if kind == "cutoff":
                     return  # the server dropped us for being slow: reconnect from the cursor
+                if kind == "log" and data:
+                    self._publish_line(data)
+                    continue
                 if kind != "message" or not data:
                     continue
                 event = Event.model_validate_json(data)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import bisect
 import collections
+from array import array
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from app.services.event_bus import LogLine
 from app.services.events import Event
@@ -14,16 +15,53 @@ from app.services.run_service import CheckpointInfo, ProgressPoint, ValidationSt
 from state.run_records import RunRecord
 
 MAX_LOGS = 2000
+NAN = float("nan")
 
 
-class Point(NamedTuple):
-    step: int
-    loss: float | None
-    lr: float | None
-    ts: float
+class ProgressSeries:
+    """Every progress point of a run in flat arrays (32 bytes a step: long runs have 100k+),
+    ordered by step."""
 
-    def model(self) -> ProgressPoint:
-        return ProgressPoint.model_construct(step=self.step, loss=self.loss, lr=self.lr, ts=self.ts)
+    def __init__(self) -> None:
+        self.steps = array("q")
+        self.losses = array("d")  # NaN: no loss reported at that step
+        self.lrs = array("d")
+        self.ts = array("d")
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def append(self, step: int, loss: float | None, lr: float | None, ts: float) -> None:
+        """The newest point; a resumed attempt repeats no step, so points at or past `step`
+        (drawn by a crashed attempt after its checkpoint) are dropped."""
+        cut = bisect.bisect_left(self.steps, step)
+        if cut < len(self.steps):
+            for column in (self.steps, self.losses, self.lrs, self.ts):
+                del column[cut:]
+        self._put(len(self.steps), step, loss, lr, ts)
+
+    def insert(self, step: int, loss: float | None, lr: float | None, ts: float) -> None:
+        """A point that arrived late (a gap filled from events.jsonl): slot it in by step."""
+        at = bisect.bisect_left(self.steps, step)
+        if at == len(self.steps) or self.steps[at] != step:
+            self._put(at, step, loss, lr, ts)
+
+    def _put(self, at: int, step: int, loss: float | None, lr: float | None, ts: float) -> None:
+        self.steps.insert(at, step)
+        self.losses.insert(at, NAN if loss is None else loss)
+        self.lrs.insert(at, NAN if lr is None else lr)
+        self.ts.insert(at, ts)
+
+    def models(self) -> list[ProgressPoint]:
+        return [
+            ProgressPoint.model_construct(
+                step=step,
+                loss=None if loss != loss else loss,  # NaN != NaN
+                lr=None if lr != lr else lr,
+                ts=ts,
+            )
+            for step, loss, lr, ts in zip(self.steps, self.losses, self.lrs, self.ts, strict=True)
+        ]
 
 
 LOG_TAIL_LINES = 30
@@ -32,7 +70,7 @@ LOG_TAIL_LINES = 30
 class RunLive:
     def __init__(self, record: RunRecord) -> None:
         self.record = record
-        self.progress: list[Point] = []  # compact: long runs have 100k+ of them
+        self.progress = ProgressSeries()
         self.validations: dict[int, ValidationStep] = {}
         self.logs: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_LOGS)
         self.lines: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
@@ -68,12 +106,9 @@ class RunLive:
             )
             return True
         if event.type == "progress":
-            point = Point(int(data["step"]), data.get("loss"), data.get("lr"), event.ts)
+            args = (int(data["step"]), data.get("loss"), data.get("lr"), event.ts)
             if event.seq < self.progress_seq:  # a gap filled late: slot it in, keep the rest
-                steps = [p.step for p in self.progress]
-                at = bisect.bisect_left(steps, point.step)
-                if at == len(steps) or steps[at] != point.step:
-                    self.progress.insert(at, point)
+                self.progress.insert(*args)
                 return False
             self.progress_seq = event.seq
             rec.step = int(data["step"])
@@ -83,10 +118,7 @@ class RunLive:
             self.lr = data.get("lr")
             self.it_per_s = data.get("it_per_s")
             self.eta_s = data.get("eta_s")
-            # A resumed run repeats no step; drop points a crashed attempt wrote past its checkpoint.
-            while self.progress and self.progress[-1].step >= rec.step:
-                self.progress.pop()
-            self.progress.append(point)
+            self.progress.append(*args)
             return False
         if event.type == "validation":
             images = [

@@ -6,6 +6,9 @@ machine; a remote implementation can talk to a trainer-mode server with the same
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -79,6 +82,31 @@ class RunDetail(BaseModel):
     logs: list[dict[str, Any]] = Field(default_factory=list)  # {"ts", "level", "message"}
 
 
+@dataclass
+class RunFile:
+    """A file of a run's folder: on this machine's disk (`path`), or streamed from a trainer
+    server (`chunks`, webui mode)."""
+
+    name: str
+    path: Path | None = None
+    chunks: AsyncIterator[bytes] | None = None
+    media_type: str | None = None
+    size: int | None = None
+
+
+def file_in_run(run_dir: str | Path, relative: str, run_id: str) -> Path:
+    """`relative` inside `run_dir`, resolved; RunError 404 if it is outside or not a file."""
+    missing = RunError(f"No file {relative!r} in run {run_id}.", 404)
+    try:
+        root = Path(run_dir).resolve()
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            raise missing
+    except (OSError, ValueError):  # e.g. a NUL byte or a name too long
+        raise missing from None
+    return target
+
+
 @runtime_checkable
 class RunService(Protocol):
     async def list_runs(self) -> list[RunInfo]: ...
@@ -104,3 +132,5 @@ class RunService(Protocol):
     async def move_in_queue(self, run_id: str, position: int) -> list[RunInfo]: ...
 
     async def cancel_queued(self, run_id: str) -> None: ...
+
+    async def open_file(self, run_id: str, path: str) -> RunFile: ...

@@ -35,7 +35,7 @@ from app.services.run_launch import (
     trainer_env,
 )
 from app.services.run_live import RunLive, checkpoints_on_disk, has_checkpoint, log_tail
-from app.services.run_service import RunDetail, RunError, RunInfo
+from app.services.run_service import RunDetail, RunError, RunFile, RunInfo, file_in_run
 from registry.config_io import ConfigFileError, save_config_file
 from registry.evaluator import PlatformContext
 from registry.validation import validate_config
@@ -55,6 +55,7 @@ class _Process:
     watcher: asyncio.Task[None] | None = None
     stop_requested_at: float | None = None
     killed_after_grace: bool = False
+    killed_on_request: bool = False
 
 
 class LocalRunService:
@@ -91,6 +92,7 @@ class LocalRunService:
         self._started = False
         self._start_lock = asyncio.Lock()
         self._dispatch_lock = asyncio.Lock()
+        self._change_listeners: list[Callable[[], None]] = []
 
     # ---- lifecycle of the service ---------------------------------------------------------
     def install(self, app: Any) -> None:
@@ -133,6 +135,26 @@ class LocalRunService:
             proc.watcher = asyncio.create_task(self._watch(rec.id))
         else:
             self._finish(live, None, unseen=True)
+
+    # ---- changes no event announces ------------------------------------------------------------
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` when runs change without an event (queued, reordered, cancelled,
+        deleted, stop requested, launched, ended), so every open page redraws, not only the one
+        whose button was pressed. Returns the remover."""
+        self._change_listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._change_listeners.remove(listener)
+
+        return remove
+
+    def _changed(self) -> None:
+        for listener in list(self._change_listeners):
+            try:
+                listener()
+            except Exception:  # one broken page must not stop the others
+                log.exception("run change listener failed")
 
     # ---- events -----------------------------------------------------------------------------
     def ingest(self, event: Event) -> bool:
@@ -225,6 +247,7 @@ class LocalRunService:
             rec.message = f"could not start the trainer: {exc}"
             rec.ended_at = time.time()
             self._save(live)
+            self._changed()
             return
         follower.poll_lines()  # the header line
         rec.pid = process.pid
@@ -242,6 +265,7 @@ class LocalRunService:
         proc = _Process(pid=process.pid, wait_task=asyncio.create_task(process.wait()))
         self._procs[rec.id] = proc
         proc.watcher = asyncio.create_task(self._watch(rec.id))
+        self._changed()
 
     def _callback_url(self) -> str | None:
         if self.callback_url:
@@ -291,6 +315,7 @@ class LocalRunService:
             exit_code,
             stop_requested=proc.stop_requested_at is not None,
             killed_after_grace=proc.killed_after_grace,
+            killed_on_request=proc.killed_on_request,
         )
         await self._dispatch()
 
@@ -302,6 +327,7 @@ class LocalRunService:
         unseen: bool = False,
         stop_requested: bool = False,
         killed_after_grace: bool = False,
+        killed_on_request: bool = False,
     ) -> None:
         rec = live.record
         self._poll_files(live)
@@ -316,7 +342,9 @@ class LocalRunService:
                 self._emit_server_event(live, "lifecycle", {"state": "stopped", "message": message})
             else:
                 message = _death_message(exit_code, unseen)
-                if killed_after_grace:
+                if killed_on_request:
+                    message = "The trainer was killed on request (Kill); see the log tail."
+                elif killed_after_grace:
                     message = (
                         f"The trainer did not stop within {self.stop_grace_s:.0f} s of Stop, "
                         "so it was killed; see the log tail."
@@ -328,6 +356,7 @@ class LocalRunService:
         rec.ended_at = rec.ended_at or time.time()
         self._save(live)
         self.bus.release(rec.id)
+        self._changed()
 
     async def _dispatch(self) -> None:
         async with self._dispatch_lock:
@@ -402,7 +431,7 @@ class LocalRunService:
         self._load(live, publish=False)
         return RunDetail(
             run=self._info(live),
-            progress=[p.model() for p in live.progress] if include_progress else [],
+            progress=live.progress.models() if include_progress else [],
             validations=live.validation_steps(),
             checkpoints=checkpoints_on_disk(Path(live.record.run_dir)),
             logs=list(live.logs)[-500:],
@@ -452,6 +481,7 @@ class LocalRunService:
         with contextlib.suppress(Exception):  # remembering launcher settings is a convenience
             self.prefs.remember_accelerate_overrides(raw)
         await self._dispatch()
+        self._changed()
         return self._info(live)
 
     def _resolve_config(
@@ -500,14 +530,23 @@ class LocalRunService:
             rec.message = "stop requested: saving a checkpoint"
             self._save(live)
             request_stop(proc.pid)
+            self._changed()
         return self._info(live)
 
     async def kill_run(self, run_id: str) -> RunInfo:
-        """Stop without the grace period (a second press of Stop)."""
+        """SIGKILL the whole process group now, without waiting for the stop's checkpoint (a
+        trainer stuck while stopping). The run ends failed; earlier checkpoints stay."""
+        await self.ensure_started()
         live = self._live(run_id)
         proc = self._procs.get(run_id)
-        if proc is not None:
-            kill_group(proc.pid)
+        if proc is None:
+            raise RunError(
+                f"Run {run_id} is {live.record.state}, not running: there is nothing to kill.", 409
+            )
+        proc.killed_on_request = True
+        live.record.message = "killed on request"
+        kill_group(proc.pid)
+        self._changed()
         return self._info(live)
 
     async def resume_run(self, run_id: str) -> RunInfo:
@@ -528,6 +567,7 @@ class LocalRunService:
         rec.message = "waiting to resume"
         self._save(live)
         await self._dispatch()
+        self._changed()
         return self._info(live)
 
     async def delete_run(self, run_id: str) -> None:
@@ -545,6 +585,7 @@ class LocalRunService:
         self.bus.forget(run_id)
         self.records.delete(run_id)
         shutil.rmtree(live.record.run_dir, ignore_errors=True)
+        self._changed()
 
     async def events_after(self, run_id: str, seq: int = 0) -> list[Event]:
         await self.ensure_started()
@@ -553,6 +594,12 @@ class LocalRunService:
         if path.exists():
             return read_events(path, seq)
         return [e for e in self.bus.tail(run_id) if e.seq > seq]
+
+    async def open_file(self, run_id: str, path: str) -> RunFile:
+        """A file of the run's folder (validation images), never anything outside it."""
+        await self.ensure_started()
+        target = file_in_run(self._live(run_id).record.run_dir, path, run_id)
+        return RunFile(name=target.name, path=target)
 
     async def queue(self) -> list[RunInfo]:
         await self.ensure_started()
@@ -569,6 +616,7 @@ class LocalRunService:
         for index, item in enumerate(order):
             item.record.queue_order = base + index
             self._save(item)
+        self._changed()
         return [self._info(q) for q in order]
 
     async def cancel_queued(self, run_id: str) -> None:
@@ -583,6 +631,7 @@ class LocalRunService:
         live.record.resume = False
         live.record.message = "resume cancelled"
         self._save(live)
+        self._changed()
 
 
 def _death_message(exit_code: int | None, unseen: bool) -> str:

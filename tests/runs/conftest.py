@@ -5,15 +5,18 @@ run to reach a state. Every trainer process a test started is killed at teardown
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from nicegui import core
 from nicegui.testing import User
 
 from app.services.run_launch import kill_group
 
-from .helpers import CPU, ServiceFactory, command_builder
+from .helpers import CPU, ServiceFactory, command_builder, fake_command
 
 
 @pytest.fixture(scope="session")
@@ -43,13 +46,31 @@ async def make_service(runs_home: Path) -> AsyncIterator[ServiceFactory]:
 
 
 @pytest.fixture
-async def app_user(user: User, runs_home: Path) -> AsyncIterator[User]:
+def trainer_command() -> Callable[[dict[str, Any], Path, bool], list[str]] | None:
+    """The trainer the app_user's runs use: the real one (None) unless a test overrides."""
+    return command_builder()
+
+
+@pytest.fixture
+def fake_trainer_command(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[str]]:
+    """Use with app_user for tests of page logic: fake_trainer.py, slow enough (0.2 s a step)
+    that a run stays active while the test looks at it."""
+    monkeypatch.setenv("FAKE_STEP_S", "0.2")
+    return fake_command
+
+
+@pytest.fixture
+async def app_user(
+    user: User,
+    runs_home: Path,
+    trainer_command: Callable[[dict[str, Any], Path, bool], list[str]] | None,
+) -> AsyncIterator[User]:
     """The real app (pages + routers) in NiceGUI's simulated browser, with a run service."""
     from app.server import configure
     from app.services.container import build_services, set_services
 
     services = build_services(platform=CPU)
-    services.run_service.command_builder = command_builder() or services.run_service.command_builder
+    services.run_service.command_builder = trainer_command or services.run_service.command_builder
     configure(services)
     user.services = services  # type: ignore[attr-defined]
     yield user
@@ -59,3 +80,19 @@ async def app_user(user: User, runs_home: Path) -> AsyncIterator[User]:
     await asyncio.sleep(0.5)
     await services.run_service.shutdown()
     set_services(None)
+
+
+@pytest.fixture
+async def more_users(app_user: User) -> AsyncIterator[Callable[[], User]]:
+    """More browser tabs (or people) on the same server as app_user: same app, same services."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make() -> User:
+        clients.append(
+            httpx.AsyncClient(transport=httpx.ASGITransport(core.app), base_url="http://test")
+        )
+        return User(clients[-1])
+
+    yield make
+    for client in clients:
+        await client.aclose()

@@ -4,6 +4,7 @@ test the supervisor's own logic quickly; the acceptance tests run the real train
 
 usage: python fake_trainer.py --config RUN.toml [--resume_from_checkpoint latest]
        [--step_s 0.05] [--events_per_step 1]
+env: FAKE_STEP_S (seconds a step), FAKE_STUCK_ON_STOP=1 (hang after SIGTERM, for Kill)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> int:
     out = events_path.open("a")
     stop = {"requested": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("requested", True))
+    stuck_on_stop = bool(os.environ.get("FAKE_STUCK_ON_STOP"))  # a trainer that hangs stopping
 
     def emit(type_: str, data: dict) -> None:
         nonlocal seq
@@ -102,6 +104,10 @@ def main() -> int:
         print(f"step {step}", flush=True)
         if ckpt_every and step % ckpt_every == 0:
             checkpoint(step)
+        if stop["requested"] and stuck_on_stop:
+            emit("lifecycle", {"state": "stopping", "message": "SIGTERM"})
+            while True:
+                time.sleep(1)
         if stop["requested"]:
             emit("lifecycle", {"state": "stopping", "message": "SIGTERM"})
             checkpoint(step)

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nicegui import ui
+from nicegui.testing import User
+
 from app.services.event_bus import EventBus
 from app.services.run_launch import kill_group
 from app.services.run_service import RunInfo
@@ -36,17 +39,16 @@ def demo_config(steps: int, **extra: Any) -> dict[str, Any]:
     }
 
 
+def fake_command(effective: dict[str, Any], run_dir: Path, resume: bool) -> list[str]:
+    """The command line of fake_trainer.py: for tests of the pages' own logic, not training."""
+    cmd = [sys.executable, str(FAKE_TRAINER), "--config", str(run_dir / "run.toml")]
+    return cmd + (["--resume_from_checkpoint", "latest"] if resume else [])
+
+
 def command_builder() -> Callable[[dict[str, Any], Path, bool], list[str]] | None:
     # Developers without a working trainer can set TUNERDECK_TEST_FAKE_TRAINER=1; the
     # default (and CI) is the real `python -m trainer`.
-    if not os.environ.get("TUNERDECK_TEST_FAKE_TRAINER"):
-        return None
-
-    def build(effective: dict[str, Any], run_dir: Path, resume: bool) -> list[str]:
-        cmd = [sys.executable, str(FAKE_TRAINER), "--config", str(run_dir / "run.toml")]
-        return cmd + (["--resume_from_checkpoint", "latest"] if resume else [])
-
-    return build
+    return fake_command if os.environ.get("TUNERDECK_TEST_FAKE_TRAINER") else None
 
 
 class ServiceFactory:
@@ -99,3 +101,33 @@ async def wait_for(
     raise AssertionError(
         f"run {run_id} is {run.state} at step {run.step} ({run.message}); wanted {states}\n{tail}"
     )
+
+
+# ---- pages (NiceGUI's simulated browser) ----------------------------------------------------
+def element(user: User, marker: str) -> ui.element:
+    (found,) = user.find(marker=marker).elements
+    return found
+
+
+async def eventually(check: Callable[[], bool], what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+def step_of(user: User) -> int:
+    text = element(user, "run-step").text  # "step 3/30"
+    return int(text.split()[1].split("/")[0]) if text else 0
+
+
+def set_config(user: User, config: dict[str, Any]) -> None:
+    """Edit the trainer page's form model, as its widgets would."""
+    import importlib
+
+    page = importlib.import_module("app.pages.trainer_page").PAGES[user.client.id]
+    with user:
+        for name, value in config.items():
+            page.form.set_value(name, value)

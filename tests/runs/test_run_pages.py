@@ -4,37 +4,14 @@ runs history show the run."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import time
-from collections.abc import Callable
 
 import pytest
-from nicegui import ui
 from nicegui.testing import User
 
-from .helpers import demo_config
+from .helpers import demo_config, element, eventually, step_of
 
 pytestmark = pytest.mark.slow
-
-
-def element(user: User, marker: str) -> ui.element:
-    (found,) = user.find(marker=marker).elements
-    return found
-
-
-async def eventually(check: Callable[[], bool], what: str, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
-
-
-def step_of(user: User) -> int:
-    text = element(user, "run-step").text  # "step 3/30"
-    return int(text.split()[1].split("/")[0]) if text else 0
 
 
 async def test_start_stop_resume_from_the_page(app_user: User) -> None:

@@ -1,15 +1,20 @@
 """Helpers for the server tests: an in-memory run source over the real EventBus, a uvicorn
-server on a free loopback port inside the test's event loop, and a small SSE reader."""
+server on a free loopback port inside the test's event loop, a small SSE reader, and
+`python -m app` as a subprocess."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -83,6 +88,27 @@ class MemoryRuns:
     async def events_after(self, run_id: str, seq: int = 0) -> list[Event]:
         self._info(run_id)
         return [e for e in self.events[run_id] if e.seq > seq]
+
+
+def demo_config(steps: int, **overrides: object) -> dict[str, object]:
+    """A tiny demo run (the built-in model, no download) that logs every step."""
+    return {
+        "model_family": "demo",
+        "resolution": 64,
+        "max_train_steps": steps,
+        "validation_steps": 0,
+        "checkpointing_steps": 0,
+        "logging_steps": 1,
+        **overrides,
+    }
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.05)
 
 
 def free_port() -> int:
@@ -160,3 +186,58 @@ async def collect(
             if len(got) >= count or message.event == "cutoff":
                 break
     return got
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ServerProcess:
+    """`python -m app ARGS --port P` as a subprocess with its own data dir; output goes to a
+    log file (shown when it fails to start). Can be stopped and started again on the port."""
+
+    def __init__(self, args: list[str], home: Path, *, ready_path: str = "/api/runs") -> None:
+        self.args = args
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ready_path = ready_path
+        self.log_path = home / f"server-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, attempts: int = 600) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {
+            # NiceGUI treats a process with this variable as its own test harness.
+            **{k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
+            "TUNERDECK_HOME": str(self.home),
+            "TUNERDECK_WEB_UI_CONFIG": str(self.home / "webui.json"),
+        }
+        with self.log_path.open("ab") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app", *self.args, "--port", str(self.port)],
+                cwd=ROOT,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        for _ in range(attempts):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited at start:\n{self.output()}")
+            try:
+                httpx.get(self.url + self.ready_path, timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server never answered:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)

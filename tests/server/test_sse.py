@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from app.routes import sse
+from app.services.event_bus import EventBus, LogLine
 
-from .helpers import MemoryRuns, collect, progress, sse_messages
+from .helpers import MemoryRuns, SSEMessage, collect, progress, sse_messages, wait_for
 
 
 async def test_run_stream_sends_history_then_live_events_with_seq_ids(
@@ -134,3 +135,70 @@ async def test_slow_client_is_cut_off_with_a_reason_and_can_resume(
         last = delivered[-1] if delivered else 1
         resumed = await collect(client, url, 201 - last, headers={"Last-Event-ID": str(last)})
     assert [int(m.id or 0) for m in resumed] == list(range(last + 1, 202))
+
+
+async def test_all_runs_stream_carries_output_lines_only_when_asked(
+    stream_url: str, memory_runs: MemoryRuns
+) -> None:
+    memory_runs.add_run("r1")
+    bus = memory_runs.bus
+
+    async def read(query: str, count: int, first_seq: int) -> list[SSEMessage]:
+        url = f"{stream_url}/api/events/stream{query}"
+        async with httpx.AsyncClient(timeout=10) as client:
+            reader = asyncio.create_task(collect(client, url, count))
+            await wait_for(lambda: len(bus._subscriptions) == 1, timeout=10)  # subscribed
+            bus.publish_line(LogLine("r1", "step 1: loss 0.5", ts=100.0))
+            memory_runs.emit(progress("r1", first_seq))
+            bus.publish_line(LogLine("r1", "step 2: loss 0.4", ts=101.0))
+            memory_runs.emit(progress("r1", first_seq + 1))
+            got = await reader
+        await wait_for(lambda: not bus._subscriptions, timeout=10)
+        return got
+
+    with_lines = await read("?logs=true", 4, 1)
+    without = await read("", 2, 3)
+    lines = [m for m in with_lines if m.event == "log"]
+    assert [m.json()["text"] for m in lines] == ["step 1: loss 0.5", "step 2: loss 0.4"]
+    assert lines[0].json() == {"run_id": "r1", "text": "step 1: loss 0.5", "ts": 100.0}
+    assert all(m.id is None for m in lines), "a line must not move the Last-Event-ID cursor"
+    assert [m.id for m in with_lines if m.event == "message"] == ["r1:1", "r1:2"]
+    assert [m.id for m in without] == ["r1:3", "r1:4"]
+
+
+async def test_all_runs_resume_follows_delivery_order_not_timestamps(
+    stream_url: str, memory_runs: MemoryRuns
+) -> None:
+    """Timestamps need not follow delivery: a late batch of run b (older ts) arrives after
+    the client's last event; b's newer-ts event arrived before it. Neither is lost or repeated."""
+    memory_runs.add_run("a")
+    memory_runs.add_run("b")
+    url = f"{stream_url}/api/events/stream"
+    async with httpx.AsyncClient(timeout=10) as client:
+        reader = asyncio.create_task(collect(client, url, 3))
+        await wait_for(lambda: len(memory_runs.bus._subscriptions) == 1, timeout=10)
+        memory_runs.emit(progress("a", 1, ts=10.0))
+        memory_runs.emit(progress("b", 1, ts=30.0))
+        memory_runs.emit(progress("a", 2, ts=20.0))
+        first = await reader
+        assert [m.id for m in first] == ["a:1", "b:1", "a:2"]
+        # Away: b's delayed event (older than a:2), a new one of a, and one of b only on file.
+        memory_runs.emit(progress("b", 2, ts=15.0))
+        memory_runs.emit(progress("a", 3, ts=40.0))
+        memory_runs.emit(progress("b", 3, ts=50.0), publish=False)
+        resumed = await collect(client, url, 3, headers={"Last-Event-ID": "a:2"})
+    assert [m.id for m in resumed] == ["b:2", "a:3", "b:3"]
+
+
+async def test_a_stream_too_far_behind_on_output_lines_is_cut_off_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sse, "LINES_QUEUE", 2)
+    bus = EventBus()
+    sub = bus.subscribe(None)
+    lines = sse._Lines(bus, sub)
+    for n in range(3):  # nobody reads: the third line does not fit
+        bus.publish_line(LogLine("r1", f"line {n}"))
+    assert sub.reason is not None and "output lines behind" in sub.reason
+    got = [item async for item in sse._merged(sub, lines)]  # ends: the stream is cut off
+    assert all(isinstance(item, LogLine) for item in got)

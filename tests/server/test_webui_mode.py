@@ -3,16 +3,10 @@ a loopback port) and mirrors its events into the local bus, across a server rest
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app.main import main
@@ -21,71 +15,17 @@ from app.services.events import Event
 from app.services.remote_run_service import RemoteRunService
 from app.services.run_service import RunError
 
-from .helpers import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def demo_config(steps: int) -> dict[str, object]:
-    return {
-        "model_family": "demo",
-        "resolution": 64,
-        "max_train_steps": steps,
-        "validation_steps": 0,
-        "checkpointing_steps": 0,
-        "logging_steps": 1,
-    }
-
-
-class TrainerServer:
-    """`python -m app --mode trainer` on a fixed port; can be killed and started again."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "--mode", "trainer", "--port", str(self.port)],
-            cwd=ROOT,
-            env={**os.environ, "TUNERDECK_HOME": str(self.home)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(300):
-            if self.proc.poll() is not None:
-                pytest.fail("trainer server exited at start")
-            try:
-                httpx.get(f"{self.url}/api/server", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        pytest.fail("trainer server did not answer")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
+from .helpers import ServerProcess, demo_config, wait_for
 
 
 @pytest.fixture
-def trainer(home: Path) -> Iterator[TrainerServer]:
-    server = TrainerServer(home)
+def trainer(home: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(["--mode", "trainer"], home, ready_path="/api/server")
     server.start()
     try:
         yield server
     finally:
         server.stop()
-
-
-async def wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("timed out waiting")
-        await asyncio.sleep(0.05)
 
 
 def ended(events: list[Event], run_id: str) -> bool:
@@ -98,7 +38,7 @@ def ended(events: list[Event], run_id: str) -> bool:
 
 
 async def test_remote_run_mirrors_events_across_a_trainer_server_restart(
-    trainer: TrainerServer,
+    trainer: ServerProcess,
 ) -> None:
     bus = EventBus()
     received: list[Event] = []
@@ -142,7 +82,7 @@ async def test_remote_run_mirrors_events_across_a_trainer_server_restart(
         await remote.shutdown()
 
 
-async def test_remote_errors_carry_the_trainer_servers_message(trainer: TrainerServer) -> None:
+async def test_remote_errors_carry_the_trainer_servers_message(trainer: ServerProcess) -> None:
     remote = RemoteRunService(EventBus(), trainer.url)
     try:
         with pytest.raises(RunError) as missing:
@@ -151,6 +91,12 @@ async def test_remote_errors_carry_the_trainer_servers_message(trainer: TrainerS
         with pytest.raises(RunError) as bad:
             await remote.start_run(config_name="no-such-config")
         assert bad.value.status >= 400 and bad.value.message
+        with pytest.raises(RunError) as no_kill:
+            await remote.kill_run("no-such-run")
+        assert no_kill.value.status == 404
+        with pytest.raises(RunError) as no_file:
+            await remote.open_file("no-such-run", "validation/step-000001/0.png")
+        assert no_file.value.status == 404 and "no-such-run" in no_file.value.message
     finally:
         await remote.shutdown()
 

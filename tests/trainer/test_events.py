@@ -10,6 +10,8 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import pytest
+
 from trainer.events import EventSink
 
 
@@ -105,3 +107,69 @@ def test_a_resumed_run_continues_the_sequence(tmp_path: Path) -> None:
         with contextlib.suppress(ValueError):
             good.append(json.loads(line)["seq"])
     assert good == [1, 2, 3]
+
+
+class _PickyReceiver(BaseHTTPRequestHandler):
+    """Answers 503 to the very first POST (a server busy starting), 422 to a batch holding a
+    "bad" event (as /callbacks does for a malformed one) and 200 otherwise."""
+
+    attempts: list[list[int]] = []
+    accepted: list[int] = []
+
+    def do_POST(self) -> None:
+        events = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["events"]
+        seqs = [e["seq"] for e in events]
+        first = not self.attempts
+        self.attempts.append(seqs)
+        if first:
+            status = 503
+        elif any(e["data"].get("bad") for e in events):
+            status = 422
+        else:
+            status = 200
+            self.accepted.extend(seqs)
+        body = json.dumps({"error": "1 malformed event(s) refused"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _wait(check: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.02)
+
+
+def test_a_refused_batch_is_dropped_while_server_errors_are_retried(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _PickyReceiver.attempts, _PickyReceiver.accepted = [], []
+    server = HTTPServer(("127.0.0.1", 0), _PickyReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/callbacks"
+    try:
+        sink = EventSink(tmp_path, "r5", url, "t", flush_interval_s=0.05, max_backoff_s=0.1)
+        for i in range(3):
+            sink.emit("progress", {"step": i + 1})
+        _wait(lambda: 3 in _PickyReceiver.accepted)  # after the 503, the batch came again
+        sink.emit("progress", {"step": 4, "bad": True})
+        _wait(lambda: any(4 in a for a in _PickyReceiver.attempts))
+        for i in range(5, 8):
+            sink.emit("progress", {"step": i})
+        sink.lifecycle("completed")
+        sink.close(timeout_s=5)
+    finally:
+        server.shutdown()
+    attempts = _PickyReceiver.attempts
+    assert attempts[0] == attempts[1] == [1, 2, 3]  # a 5xx answer is retried
+    assert sum(4 in a for a in attempts) == 1  # the refused batch was sent once, not forever
+    assert _PickyReceiver.accepted == [1, 2, 3, 5, 6, 7, 8]  # later events still arrive
+    assert sink.refused == 1
+    lines = [json.loads(x)["seq"] for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert lines == list(range(1, 9))  # the file keeps everything, the refused event too
+    err = capsys.readouterr().err
+    assert err.count("refused events 4-4 with HTTP 422") == 1
