@@ -20,6 +20,7 @@ import httpx
 
 from app.services.event_bus import EventBus, LogLine
 from app.services.events import Event
+from app.services.listeners import Listeners
 from app.services.run_service import RunDetail, RunError, RunFile, RunInfo
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ class RemoteRunService:
         # Connection state for the layout's banner.
         self.reachable = False
         self.status_message = f"Connecting to the trainer server at {self.base_url}…"
-        self._status_listeners: list[Callable[[bool, str], None]] = []
+        self._status_listeners = Listeners("trainer server status")
+        self._change_listeners = Listeners("run change")
         self._cursor: str | None = None  # run_id:seq of the last event received
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
@@ -79,18 +81,18 @@ class RemoteRunService:
 
     def on_status(self, listener: Callable[[bool, str], None]) -> Callable[[], None]:
         """Call `listener(reachable, message)` when the connection changes; returns the remover."""
-        self._status_listeners.append(listener)
-        return lambda: self._status_listeners.remove(listener)
+        return self._status_listeners.add(listener)
+
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` after a change made through this web UI (start, stop, queue, delete),
+        so its other tabs redraw at once; changes made elsewhere arrive as events."""
+        return self._change_listeners.add(listener)
 
     def _set_status(self, reachable: bool, message: str) -> None:
         if (reachable, message) == (self.reachable, self.status_message):
             return
         self.reachable, self.status_message = reachable, message
-        for listener in list(self._status_listeners):
-            try:
-                listener(reachable, message)
-            except Exception:
-                log.exception("status listener failed")
+        self._status_listeners.notify(reachable, message)
 
     # What /callbacks asks: no trainer reports here (they report to the trainer server).
     def known(self, run_id: str) -> bool:
@@ -127,6 +129,8 @@ class RemoteRunService:
             raise self._unreachable(exc) from exc
         if response.status_code >= 400:
             raise self._refused(response, f"{method} {path}")
+        if method != "GET":
+            self._change_listeners.notify()
         try:
             return response.json()
         except ValueError:

@@ -22,6 +22,7 @@ from typing import Any
 
 from app.services.event_bus import EventBus, LogLine
 from app.services.events import Event, read_events
+from app.services.listeners import Listeners
 from app.services.run_follow import RunFollower
 from app.services.run_launch import (
     LOG_FILE,
@@ -92,7 +93,7 @@ class LocalRunService:
         self._started = False
         self._start_lock = asyncio.Lock()
         self._dispatch_lock = asyncio.Lock()
-        self._change_listeners: list[Callable[[], None]] = []
+        self._change_listeners = Listeners("run change")
 
     # ---- lifecycle of the service ---------------------------------------------------------
     def install(self, app: Any) -> None:
@@ -141,20 +142,10 @@ class LocalRunService:
         """Call `listener` when runs change without an event (queued, reordered, cancelled,
         deleted, stop requested, launched, ended), so every open page redraws, not only the one
         whose button was pressed. Returns the remover."""
-        self._change_listeners.append(listener)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._change_listeners.remove(listener)
-
-        return remove
+        return self._change_listeners.add(listener)
 
     def _changed(self) -> None:
-        for listener in list(self._change_listeners):
-            try:
-                listener()
-            except Exception:  # one broken page must not stop the others
-                log.exception("run change listener failed")
+        self._change_listeners.notify()
 
     # ---- events -----------------------------------------------------------------------------
     def ingest(self, event: Event) -> bool:

@@ -106,3 +106,23 @@ def test_webui_mode_without_a_trainer_url_says_what_is_needed(
 ) -> None:
     assert main(["--mode", "webui"]) == 2
     assert "--trainer-url" in capsys.readouterr().err
+
+
+async def test_changes_made_through_the_webui_tell_its_other_tabs(trainer: ServerProcess) -> None:
+    remote = RemoteRunService(EventBus(), trainer.url)
+    changes: list[None] = []
+    remove = remote.on_change(lambda: changes.append(None))
+    try:
+        run = await remote.start_run(config=demo_config(500))  # still running at Stop
+        assert len(changes) == 1  # every open page of this web UI redraws
+        await remote.get_run(run.id)
+        await remote.list_runs()
+        assert len(changes) == 1  # reading changes nothing
+        with pytest.raises(RunError):
+            await remote.resume_run("no-such-run")
+        assert len(changes) == 1  # a refused request changed nothing either
+        remove()
+        await remote.stop_run(run.id)
+        assert len(changes) == 1
+    finally:
+        await remote.shutdown()
