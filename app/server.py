@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import importlib
 
-from fastapi import APIRouter
 from nicegui import app as nicegui_app
 
 from app.pages import PAGE_MODULES
-from app.routes import load_routers
+from app.routes import install_routes
 from app.services.container import Services, set_services
-
-
-def routers() -> list[APIRouter]:
-    return load_routers()
 
 
 def register_pages() -> None:
@@ -28,7 +23,6 @@ def register_pages() -> None:
 def configure(services: Services, *, pages: bool = True) -> None:
     """Make `services` current and add the routers (and, unless told not to, the pages)."""
     set_services(services)
-    for router in routers():
-        nicegui_app.include_router(router)
+    install_routes(nicegui_app)
     if pages:
         register_pages()

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.routes import load_routers
+from app.routes import install_routes
 from app.security import AccessPolicy, install_security, server_token
 from app.services.container import Services, build_services, set_services
 
@@ -35,8 +35,7 @@ def build_trainer_app(services: Services, policy: AccessPolicy) -> FastAPI:
         await services.run_service.shutdown()
 
     app = FastAPI(title="tunerdeck trainer server", version="1", lifespan=lifespan)
-    for router in load_routers():
-        app.include_router(router)
+    install_routes(app)
 
     @app.get("/api/server", tags=["server"])
     async def server_info() -> dict[str, object]:

@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.services.container import get_services
@@ -47,10 +46,6 @@ def _sources() -> tuple[RunService, EventBus]:
     if services.run_service is None or services.event_bus is None:
         raise RunError("This server has no run service.", 503)
     return services.run_service, services.event_bus
-
-
-def _error(exc: RunError) -> JSONResponse:
-    return JSONResponse(exc.payload(), status_code=exc.status)
 
 
 def _message(event: Event, event_id: str) -> ServerSentEvent:
@@ -180,11 +175,8 @@ def parse_all_cursor(text: str | None) -> tuple[str, int] | None:
 @router.get("/runs/{run_id}/stream", response_model=None)
 async def run_stream(request: Request, run_id: str, after: int | None = None) -> Any:
     """Events of one run after `Last-Event-ID` (or `?after=`), then live ones as they come."""
-    try:
-        service, bus = _sources()
-        await service.get_run(run_id)  # 404 before the stream starts
-    except RunError as exc:
-        return _error(exc)
+    service, bus = _sources()
+    await service.get_run(run_id)  # 404 before the stream starts
     header = parse_run_cursor(request.headers.get("last-event-id"))
     start = header if header is not None else max(after or 0, 0)
 
@@ -294,10 +286,7 @@ async def all_events_stream(request: Request, after: str | None = None, logs: bo
     """Events of every run, live; with `Last-Event-ID: run_id:seq` (or `?after=`) first
     everything after that event. Without a cursor only new events are sent. `logs=true`
     adds the trainers' output lines (`log` events without an id)."""
-    try:
-        service, bus = _sources()
-    except RunError as exc:
-        return _error(exc)
+    service, bus = _sources()
     cursor = parse_all_cursor(request.headers.get("last-event-id")) or parse_all_cursor(after)
 
     def ident(event: Event) -> str:

@@ -22,21 +22,10 @@ from state.config_store import ConfigStore
 from state.run_records import RunRecordStore
 from state.web_ui_state import WebUIStateStore
 
+from ..demo_run import demo_config  # noqa: F401  (re-exported)
+
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
 CPU = PlatformContext(device="cpu", packages=frozenset())
-
-
-def demo_config(steps: int, **extra: Any) -> dict[str, Any]:
-    """A tiny demo run: 64 px, no validation, checkpoints only at stop/end."""
-    return {
-        "model_family": "demo",
-        "resolution": 64,
-        "max_train_steps": steps,
-        "validation_steps": 0,
-        "checkpointing_steps": 0,
-        "logging_steps": 1,
-        **extra,
-    }
 
 
 def fake_command(effective: dict[str, Any], run_dir: Path, resume: bool) -> list[str]:

@@ -25,6 +25,8 @@ from app.services.event_bus import EventBus
 from app.services.events import Event
 from app.services.run_service import RunError, RunInfo
 
+from ..demo_run import demo_config  # noqa: F401  (re-exported)
+
 
 def progress(run_id: str, seq: int, ts: float | None = None) -> Event:
     return Event(
@@ -88,19 +90,6 @@ class MemoryRuns:
     async def events_after(self, run_id: str, seq: int = 0) -> list[Event]:
         self._info(run_id)
         return [e for e in self.events[run_id] if e.seq > seq]
-
-
-def demo_config(steps: int, **overrides: object) -> dict[str, object]:
-    """A tiny demo run (the built-in model, no download) that logs every step."""
-    return {
-        "model_family": "demo",
-        "resolution": 64,
-        "max_train_steps": steps,
-        "validation_steps": 0,
-        "checkpointing_steps": 0,
-        "logging_steps": 1,
-        **overrides,
-    }
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
