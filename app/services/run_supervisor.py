@@ -442,13 +442,10 @@ class LocalRunService:
                 [f"{issue.path}: {issue.message}" for issue in result.errors],
             )
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-        output = raw.get("output_dir")
-        base = (
-            Path(output).expanduser()
-            if output and Path(output).expanduser().is_absolute()
-            else None
-        )
-        run_dir = (base or Path(self.prefs.prefs.output_root).expanduser()) / run_id
+        # Each run gets its own folder: inside an output folder the person set (a relative one
+        # lies inside the output root of the preferences), else in the output root.
+        root = Path(self.prefs.prefs.output_root).expanduser()
+        run_dir = root / Path(str(raw.get("output_dir") or "")).expanduser() / run_id
         run_config = {**raw, "output_dir": str(run_dir)}
         try:
             run_dir.mkdir(parents=True, exist_ok=False)

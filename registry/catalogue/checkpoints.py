@@ -21,8 +21,10 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.ESSENTIAL,
         label="Output folder",
         help="The run folder: events.jsonl, checkpoints/, validation/ images, the final weights/ "
-        "and a config.toml snapshot are written here. Relative paths are relative to the "
-        "folder the trainer starts in. Use a new folder per run unless you are resuming.",
+        "and a config.toml snapshot are written here. For `python -m trainer`, relative paths "
+        "are relative to the folder it starts in; use a new folder per run unless you are "
+        "resuming. The web UI gives every run its own subfolder of this folder (a relative "
+        "one lies inside the output root of the preferences).",
         widget="folder",
         width=8,
     ),

@@ -59,3 +59,21 @@ async def test_cached_accelerate_overrides_launch_two_processes(
     assert [e.seq for e in events] == list(
         range(1, len(events) + 1)
     )  # main process only, once each
+
+
+async def test_each_run_gets_its_own_folder_inside_the_output_folder_chosen(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    service = make_service()
+    root = Path(service.prefs.prefs.output_root).expanduser()
+    plain = await service.start_run(config=demo_config(1))
+    named = await service.start_run(config=demo_config(1, output_dir="my-lora"))
+    elsewhere = await service.start_run(config=demo_config(1, output_dir=str(tmp_path / "out")))
+    assert Path(plain.run_dir) == root / plain.id
+    assert Path(named.run_dir) == root / "my-lora" / named.id  # relative: inside the output root
+    assert Path(elsewhere.run_dir) == tmp_path / "out" / elsewhere.id
+    assert len({plain.run_dir, named.run_dir, elsewhere.run_dir}) == 3
+    assert named.state == elsewhere.state == "queued"  # behind the first: no need to train them
+    await service.cancel_queued(named.id)
+    await service.cancel_queued(elsewhere.id)
+    await wait_for(service, plain.id, ("completed",))
