@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from nicegui import app, ui
+from nicegui import ElementFilter, app, ui
+from nicegui.element import Element
 
 from app.pages.config_actions import ConfigActions
 from app.pages.folder_picker import open_folder_picker
@@ -23,7 +24,7 @@ from app.services.field_views import ADVANCED_LEVELS
 from app.services.fields_ui import FieldsUI
 from app.services.form_state import FieldChange, FormState
 from app.services.tabs import DATASETS_TAB
-from registry.catalogue import FIELDS
+from registry.catalogue import DATASET_FIELDS, FIELDS
 
 DRAFT_KEY = "trainer_draft"
 TAB_KEY = "trainer_tab"
@@ -257,17 +258,20 @@ class TrainerPage:
             if not hits:
                 ui.label(f"No setting matches {query!r}.").classes("text-sm text-grey-7")
             for hit in hits:
-                reason = self.hidden_reason(hit.field.name)
+                reason = None if hit.per_dataset else self.hidden_reason(hit.field.name)
+                jump = self.jump_to_dataset_field if hit.per_dataset else self.jump_to
                 with (
                     ui.row()
                     .classes("items-center gap-2 cursor-pointer w-full")
-                    .on("click", lambda _, n=hit.field.name: self.jump_to(n))
-                    .mark(f"hit-{hit.field.name}")
+                    .on("click", lambda _, n=hit.field.name, j=jump: j(n))
+                    .mark(f"hit-{hit.key}")
                 ):
                     ui.icon(hit.tab.icon, size="xs")
                     ui.label(hit.field.display_label).classes("font-medium text-sm")
-                    ui.label(hit.field.flag).classes("font-mono text-xs text-grey-7")
-                    ui.label(f"in {hit.tab.title}").classes("text-xs text-grey-7")
+                    if not hit.per_dataset:  # dataset settings have no command-line flag
+                        ui.label(hit.field.flag).classes("font-mono text-xs text-grey-7")
+                    where = "each dataset" if hit.per_dataset else hit.tab.title
+                    ui.label(f"in {where}").classes("text-xs text-grey-7")
                     if reason:
                         ui.label(f"hidden: {reason}").classes("text-xs text-warning")
 
@@ -289,11 +293,35 @@ class TrainerPage:
                 f"{spec.display_label} is hidden: {state.reason}", type="warning", multi_line=True
             )
             return
-        ctl.row.classes(add="td-highlight")
+        self._flash(ctl.row)
+
+    def jump_to_dataset_field(self, name: str) -> None:
+        """Open the datasets tab and show `name` on the first dataset's card."""
+        self.search_results.set_visibility(False)
+        self.tabs.set_value(DATASETS_TAB)
+        self._render_tab(DATASETS_TAB)
+        label = DATASET_FIELDS[name].display_label
+        found = list(ElementFilter(marker=f"dataset-0-{name}", local_scope=False))
+        if not found:
+            ui.notify(f"Add a dataset to set {label}: every dataset has its own.", type="info")
+            return
+        control = found[0]
+        if not control.visible:
+            ui.notify(
+                f"{label} is hidden on this dataset: turn on Show advanced or change the "
+                "settings it depends on.",
+                type="warning",
+                multi_line=True,
+            )
+            return
+        self._flash(control)
+
+    def _flash(self, element: Element) -> None:
+        element.classes(add="td-highlight")
         ui.run_javascript(
-            f"document.getElementById('{ctl.row.html_id}')?.scrollIntoView({{behavior: 'smooth', block: 'center'}})"
+            f"document.getElementById('{element.html_id}')?.scrollIntoView({{behavior: 'smooth', block: 'center'}})"
         )
-        ui.timer(2.0, lambda: ctl.row.classes(remove="td-highlight"), once=True)
+        ui.timer(2.0, lambda: element.classes(remove="td-highlight"), once=True)
 
     # ---- dialogs -------------------------------------------------------------------------
     def _pick_folder(self, current: str, on_pick: Any) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.services.field_views import FieldView, describe, matches
-from registry.catalogue import FIELDS, TABS, fields_for_tab
+from registry.catalogue import DATASET_FIELDS, FIELDS, TABS, fields_for_tab
 from registry.field import ConfigField, Scope
 
 # A context hook renders a tab's own content: hook(form, services).
@@ -49,6 +49,11 @@ class TabBundle:
 class SearchHit:
     field: ConfigField
     tab: TabSpec
+    per_dataset: bool = False  # a field of each dataset entry (on the datasets tab)
+
+    @property
+    def key(self) -> str:
+        return f"datasets.{self.field.name}" if self.per_dataset else self.field.name
 
 
 def _datasets_hook() -> ContextHook | None:
@@ -110,6 +115,10 @@ class TabService:
         for f in FIELDS.values():
             if f.tab in self._by_name and matches(f, query):
                 hits.append(SearchHit(f, self._by_name[f.tab]))
+        if DATASETS_TAB in self._by_name:
+            for f in DATASET_FIELDS.values():
+                if matches(f, query):
+                    hits.append(SearchHit(f, self._by_name[DATASETS_TAB], per_dataset=True))
         # Exact and prefix name hits first, then catalogue order.
         q = query.lower().lstrip("-")
         hits.sort(key=lambda h: (h.field.name != q, not h.field.name.startswith(q)))

@@ -128,6 +128,24 @@ async def test_search_explains_a_hidden_field(trainer_user: User) -> None:
     await trainer_user.should_see("is hidden")
 
 
+async def test_search_finds_the_settings_of_each_dataset(trainer_user: User) -> None:
+    page = page_of(trainer_user)
+    trainer_user.find(marker="search").type("caption extension")
+    await trainer_user.should_see(marker="hit-datasets.caption_extension")
+    await trainer_user.should_see("in each dataset")
+    trainer_user.find(marker="hit-datasets.caption_extension").click()
+    assert page.tabs.value == "datasets"
+    await trainer_user.should_see("Add a dataset to set")  # none yet: says what to do
+    trainer_user.find(marker="add-dataset").click()
+    await trainer_user.should_see(marker="dataset-0-caption_extension")
+    trainer_user.find(marker="search").clear()
+    trainer_user.find(marker="search").type("caption extension")
+    trainer_user.find(marker="hit-datasets.caption_extension").click()
+    await trainer_user.should_not_see(marker="search-results")
+    field = element(trainer_user, "dataset-0-caption_extension")
+    assert "td-highlight" in field.classes  # shown and flashed on the first dataset's card
+
+
 async def test_why_hidden_lists_hidden_fields(trainer_user: User) -> None:
     trainer_user.find(marker="why-hidden-model").click()
     await trainer_user.should_see(marker="why-hidden")
