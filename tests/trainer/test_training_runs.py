@@ -144,3 +144,18 @@ def test_missing_dataset_folder_fails_before_training(tmp_path: Path, sd1x_pipel
     errors = [e for e in events if e["type"] == "error"]
     assert len(errors) == 1 and "nowhere" in errors[0]["data"]["message"]
     assert not any(e["type"] == "progress" for e in events)
+
+
+def test_tensorboard_gets_the_loss_and_learning_rate_of_every_step(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    code, _ = run_in_process(fast(out, max_train_steps=3, report_to="tensorboard"))
+    assert code == 0, read_events(out)[-1]
+    event_files = list((out / "logs").rglob("events.out.tfevents.*"))
+    assert event_files, "no TensorBoard event file under the logging folder"
+    board = EventAccumulator(str(event_files[0].parent))
+    board.Reload()
+    assert [s.step for s in board.Scalars("loss")] == [1, 2, 3]
+    assert sorted(losses(out)) == [1, 2, 3]  # the page's events are still all there
+    assert all(s.value > 0 for s in board.Scalars("lr"))
