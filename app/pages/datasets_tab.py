@@ -260,11 +260,6 @@ class DatasetsTab:
                 ui.button("Scan all", icon="search", on_click=self.scan_all).props(
                     "no-caps outline"
                 ).mark("scan-all")
-                ui.switch(
-                    "Show advanced",
-                    value=self.show_advanced,
-                    on_change=lambda e: self.set_advanced(bool(e.value)),
-                )
                 ui.space()
                 ui.label(f"Datasets root: {self.service.root.resolved}").classes(
                     "text-xs text-grey-7 font-mono"

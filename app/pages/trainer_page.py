@@ -50,6 +50,7 @@ class TrainerPage:
         prefs = services.prefs.prefs
         self.fields = FieldsUI(self._edit, self._pick_folder, show_advanced=prefs.show_advanced)
         self.rendered: dict[str, ui.element] = {}
+        self.context_views: dict[str, Any] = {}  # what context hooks built (the datasets tab)
         self._slots: dict[str, ui.element] = {}
         self.suppress_selector = False
         self.last_apply_ms = 0.0  # server time of the last edit, for bench/ui.py
@@ -142,7 +143,7 @@ class TrainerPage:
                         "flat dense no-caps size=sm"
                     ).on("click", lambda n=name: self._why_hidden(n)).mark(f"why-hidden-{name}")
             if spec.context_hook is not None:
-                spec.context_hook(self.form, self.services)
+                self.context_views[name] = spec.context_hook(self.form, self.services)
             elif name == DATASETS_TAB:
                 ui.label("The dataset editor is not installed in this build.").classes(
                     "text-grey-7"
@@ -247,6 +248,9 @@ class TrainerPage:
     # ---- advanced, search, jump ----------------------------------------------------------
     def _set_advanced(self, show: bool) -> None:
         self.fields.set_show_advanced(show)
+        for view in self.context_views.values():  # the dataset cards follow the same switch
+            if hasattr(view, "set_advanced"):
+                view.set_advanced(show)
         if self.services.prefs.prefs.show_advanced != show:
             self.services.prefs.update(show_advanced=show)
 

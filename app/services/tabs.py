@@ -18,7 +18,7 @@ from registry.catalogue import DATASET_FIELDS, FIELDS, TABS, fields_for_tab
 from registry.field import ConfigField, Scope
 
 # A context hook renders a tab's own content: hook(form, services).
-ContextHook = Callable[[Any, Any], None]
+ContextHook = Callable[[Any, Any], Any]  # returns the view it built
 
 DATASETS_TAB = "datasets"
 

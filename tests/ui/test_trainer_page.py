@@ -146,6 +146,22 @@ async def test_search_finds_the_settings_of_each_dataset(trainer_user: User) -> 
     assert "td-highlight" in field.classes  # shown and flashed on the first dataset's card
 
 
+async def test_one_show_advanced_switch_also_reveals_the_dataset_settings(
+    trainer_user: User,
+) -> None:
+    page = page_of(trainer_user)
+    page.tabs.set_value("datasets")
+    trainer_user.find(marker="add-dataset").click()
+    await trainer_user.should_see(marker="dataset-0-repeats")
+    await trainer_user.should_not_see(marker="dataset-0-shuffle_caption")  # advanced
+    trainer_user.find(marker="show-advanced").click()
+    await trainer_user.should_see(marker="dataset-0-shuffle_caption")
+    trainer_user.find(marker="add-dataset").click()  # a new card follows the switch too
+    await trainer_user.should_see(marker="dataset-1-shuffle_caption")
+    trainer_user.find(marker="show-advanced").click()
+    await trainer_user.should_not_see(marker="dataset-1-shuffle_caption")
+
+
 async def test_why_hidden_lists_hidden_fields(trainer_user: User) -> None:
     trainer_user.find(marker="why-hidden-model").click()
     await trainer_user.should_see(marker="why-hidden")
