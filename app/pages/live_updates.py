@@ -32,6 +32,7 @@ class LiveUpdates:
         *,
         accept: Callable[[Item], bool] | None = None,
         interval: float = UPDATE_INTERVAL_S,
+        held: bool = False,
     ) -> None:
         self.bus = bus
         self.handler = handler
@@ -43,6 +44,7 @@ class LiveUpdates:
         self._handle: asyncio.TimerHandle | None = None
         self._running = False
         self._closed = False
+        self._held = held  # collecting only, until release(): the page is still being built
         self._remove = bus.listen(self._on_item)
         self.client.on_delete(self.close)
 
@@ -62,8 +64,14 @@ class LiveUpdates:
         """Run the handler soon even without new items (e.g. after a button press)."""
         self._schedule()
 
+    def release(self) -> None:
+        """Start delivering, with everything collected while held."""
+        self._held = False
+        if self._pending:
+            self._schedule()
+
     def _schedule(self) -> None:
-        if self._handle is not None or self._running:
+        if self._handle is not None or self._running or self._held:
             return
         delay = max(0.0, self._last + self.interval - time.monotonic())
         self._handle = asyncio.get_running_loop().call_later(delay, self._flush)

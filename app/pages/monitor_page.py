@@ -43,6 +43,7 @@ class MonitorPage:
         self.events_seen = 0  # events this view received (the bench compares with what was sent)
         self.last_seq = 0
         self.progress_seq = 0  # seq of the newest progress event drawn
+        self.loaded_seq = 0  # events up to this seq were in the detail the page was built from
 
     async def build(self) -> None:
         page_frame(self.services, "/monitor")
@@ -68,11 +69,18 @@ class MonitorPage:
                 # The first event of a new run opens its monitor.
                 self.live = LiveUpdates(self.services.event_bus, self._open_first_run)
                 return
+            # Listen before reading the run, so nothing published meanwhile is missed; what the
+            # detail already holds is skipped by seq.
+            self.live = LiveUpdates(
+                self.services.event_bus, self._on_items, accept=self._accept, held=True
+            )
             try:
                 self.detail = await service.get_detail(self.run_id)
             except RunError as exc:
+                self.live.close()
                 ui.label(exc.message).classes("text-negative").mark("monitor-error")
                 return
+            self.loaded_seq = self.detail.run.last_seq
             self.chart = ChartData(self.smoothing)
             self.chart.reset([(p.step, p.loss, p.lr) for p in self.detail.progress])
             self._header()
@@ -113,7 +121,7 @@ class MonitorPage:
             self._hardware_card()
             # "<last seq> <events received>": read by bench/events.py in the browser.
             self.seen_label = ui.label("").classes("hidden td-events-seen").mark("events-seen")
-        self.live = LiveUpdates(self.services.event_bus, self._on_items, accept=self._accept)
+        self.live.release()
         # Stop, delete or queue changes from another tab reach this one without a trainer event.
         redraw_on_run_changes(service, self.live)
 
@@ -290,6 +298,8 @@ class MonitorPage:
             event: Event = item
             self.events_seen += 1
             self.last_seq = max(self.last_seq, event.seq)
+            if event.seq <= self.loaded_seq:
+                continue  # already in the detail this page was built from
             data = event.data
             if event.type == "progress":
                 if event.seq < self.progress_seq:  # a gap filled late: the service slots it in
