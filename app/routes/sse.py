@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import math
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -204,6 +205,7 @@ class _PublishOrder:
     def __init__(self, bus: EventBus) -> None:
         self._positions: dict[tuple[str, int], int] = {}
         self._recent: collections.deque[tuple[str, int, int]] = collections.deque()
+        self._latest: dict[str, int] = {}  # run id -> position of its newest published event
         self._count = 0
         bus.listen(self._saw)
 
@@ -212,6 +214,7 @@ class _PublishOrder:
             return
         self._count += 1
         self._positions[(item.run_id, item.seq)] = self._count
+        self._latest[item.run_id] = self._count
         self._recent.append((item.run_id, item.seq, self._count))
         if len(self._recent) > ORDER_WINDOW:
             run_id, seq, position = self._recent.popleft()
@@ -220,6 +223,10 @@ class _PublishOrder:
 
     def position(self, run_id: str, seq: int) -> int | None:
         return self._positions.get((run_id, seq))
+
+    def published_since(self, run_id: str, position: int) -> bool:
+        """Did `run_id` publish anything after `position`? (If not, a resume skips its file.)"""
+        return self._latest.get(run_id, 0) > position
 
 
 _orders: weakref.WeakKeyDictionary[EventBus, _PublishOrder] = weakref.WeakKeyDictionary()
@@ -234,8 +241,12 @@ def publish_order(bus: EventBus) -> _PublishOrder:
     return order
 
 
-async def _every_event(service: RunService) -> AsyncIterator[Event]:
+async def _every_event(
+    service: RunService, keep: Callable[[str], bool] = lambda _: True
+) -> AsyncIterator[Event]:
     for run in await service.list_runs():
+        if not keep(run.id):
+            continue
         try:
             events = await service.events_after(run.id, 0)
         except RunError:  # deleted meanwhile
@@ -259,7 +270,10 @@ async def _all_catch_up(
     anchor_position = order.position(run_id, seq)
     if anchor_position is not None:
         later: list[tuple[float, Event]] = []
-        async for event in _every_event(service):
+        # Only runs that published after the anchor have anything to send: the rest (most of
+        # the history) are not read at all. What sits only on file arrives live once published.
+        active = functools.partial(order.published_since, position=anchor_position)
+        async for event in _every_event(service, active):
             position = order.position(event.run_id, event.seq)
             if position is not None and position > anchor_position:
                 later.append((position, event))
