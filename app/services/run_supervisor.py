@@ -8,6 +8,7 @@ server going away; the server follows that file and events.jsonl.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -41,12 +42,13 @@ from registry.config_io import ConfigFileError, save_config_file
 from registry.evaluator import PlatformContext
 from registry.validation import validate_config
 from state.config_store import ConfigStore, ConfigStoreError
-from state.run_records import ACTIVE_STATES, RunRecord, RunRecordStore
+from state.run_records import ACTIVE_STATES, FINAL_STATES, RunRecord, RunRecordStore
 from state.web_ui_state import WebUIStateStore
 
 log = logging.getLogger(__name__)
 
 SAVE_EVERY_S = 2.0
+KEEP_LOADED_FINISHED = 4  # finished runs whose events stay in memory (the rest: on disk)
 
 
 @dataclass
@@ -90,6 +92,8 @@ class LocalRunService:
         self._runs: dict[str, RunLive] = {}
         self._followers: dict[str, RunFollower] = {}
         self._procs: dict[str, _Process] = {}
+        # Finished runs whose events are held in memory, least recently looked at first.
+        self._loaded_finished: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._started = False
         self._start_lock = asyncio.Lock()
         self._dispatch_lock = asyncio.Lock()
@@ -185,6 +189,11 @@ class LocalRunService:
     def _load(self, live: RunLive, *, publish: bool) -> None:
         """Read a run's events.jsonl in: published (live runs) or only folded (history)."""
         if live.loaded:
+            return
+        if publish and self.bus.last_seq(live.record.id) > 0:
+            # Resuming a run whose history was let go: the bus has seen those events, so fold
+            # them in quietly first; only new ones are published.
+            self._load(live, publish=False)
             return
         live.loaded = True
         follower = self._follower(live)
@@ -347,7 +356,24 @@ class LocalRunService:
         rec.ended_at = rec.ended_at or time.time()
         self._save(live)
         self.bus.release(rec.id)
+        self._keep_loaded(live)
         self._changed()
+
+    def _keep_loaded(self, live: RunLive) -> None:
+        """Hold a finished run's events in memory while it is among the few looked at last;
+        older ones are let go (read again from events.jsonl when opened), so the server's
+        memory does not grow with its history."""
+        run_id = live.record.id
+        if live.record.state not in FINAL_STATES or run_id in self._procs:
+            return
+        self._loaded_finished[run_id] = None
+        self._loaded_finished.move_to_end(run_id)
+        while len(self._loaded_finished) > KEEP_LOADED_FINISHED:
+            old_id, _ = self._loaded_finished.popitem(last=False)
+            old = self._runs.get(old_id)
+            if old is not None and old.record.state in FINAL_STATES and old_id not in self._procs:
+                self._runs[old_id] = RunLive(old.record)
+                self._followers.pop(old_id, None)
 
     async def _dispatch(self) -> None:
         async with self._dispatch_lock:
@@ -420,6 +446,7 @@ class LocalRunService:
         await self.ensure_started()
         live = self._live(run_id)
         self._load(live, publish=False)
+        self._keep_loaded(live)
         return RunDetail(
             run=self._info(live),
             progress=live.progress.models() if include_progress else [],
