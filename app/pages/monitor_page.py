@@ -14,7 +14,13 @@ from nicegui import run, ui
 from app.pages.layout import NAV_LINKS, page_frame
 from app.pages.live_updates import LiveUpdates
 from app.pages.monitor_view import ChartData, format_bytes, line_chart
-from app.pages.run_bar import ACTIVE, format_duration, pick_current, redraw_on_run_changes
+from app.pages.run_bar import (
+    ACTIVE,
+    fold_progress,
+    format_duration,
+    pick_current,
+    redraw_on_run_changes,
+)
 from app.services import hardware
 from app.services.container import Services, get_services
 from app.services.event_bus import Item, LogLine
@@ -350,7 +356,7 @@ class MonitorPage:
             except RunError:
                 return  # deleted meanwhile
         elif latest is not None:
-            _fold_progress(detail.run, latest)
+            fold_progress(detail.run, latest)
         if progress:
             self.charts_dirty = (
                 True  # drawn by the chart timer: charts change at most twice a second
@@ -366,17 +372,6 @@ class MonitorPage:
     def _set_level(self, event: object) -> None:
         self.level = str(getattr(event, "value", "all") or "all")
         self._draw_log()
-
-
-def _fold_progress(run: RunInfo, data: dict) -> None:
-    """What a progress event changes in the run's summary (no round trip to the service)."""
-    run.step = int(data["step"])
-    run.max_steps = int(data.get("max_steps") or run.max_steps)
-    if data.get("loss") is not None:
-        run.loss = float(data["loss"])
-    run.lr = data.get("lr", run.lr)
-    run.it_per_s = data.get("it_per_s", run.it_per_s)
-    run.eta_s = data.get("eta_s", run.eta_s)
 
 
 def _enlarge(url: str, prompt: str, step: int) -> None:

@@ -53,6 +53,17 @@ def run_summary(run: RunInfo) -> str:
     return " · ".join(parts)
 
 
+def fold_progress(run: RunInfo, data: dict) -> None:
+    """What a progress event changes in the run's summary (no round trip to the service)."""
+    run.step = int(data["step"])
+    run.max_steps = int(data.get("max_steps") or run.max_steps)
+    if data.get("loss") is not None:
+        run.loss = float(data["loss"])
+    run.lr = data.get("lr", run.lr)
+    run.it_per_s = data.get("it_per_s", run.it_per_s)
+    run.eta_s = data.get("eta_s", run.eta_s)
+
+
 def redraw_on_run_changes(service: object, live: LiveUpdates) -> None:
     """Also redraw when runs change without an event (another tab's Stop, a queue reordered,
     a run deleted), so every tab shows the same state. Run services without the hook (a remote
@@ -175,6 +186,12 @@ class RunBar:
                 ui.notify(
                     f"Run {item.run_id}: {item.data['message']}", type="negative", multi_line=True
                 )
+        current = self.current
+        if items and current is not None and all(_progress_of(i, current.id) for i in items):
+            # Training steps of the run shown: fold them in, without listing every run again.
+            fold_progress(current, items[-1].data)  # type: ignore[union-attr]
+            self.show(current)
+            return
         await self.refresh()
 
     async def refresh(self) -> None:
@@ -268,6 +285,10 @@ class RunBar:
             return
         ui.notify(f"Resuming run {run.id} from its latest checkpoint", type="positive")
         await self.refresh()
+
+
+def _progress_of(item: Item, run_id: str) -> bool:
+    return isinstance(item, Event) and item.type == "progress" and item.run_id == run_id
 
 
 def _state_changing(item: Item) -> bool:
