@@ -11,7 +11,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.routes.callbacks import router as callbacks_router
-from app.security import BodyLimitMiddleware, _internal_error
+from app.security import (
+    BodyLimitMiddleware,
+    CrossSiteMiddleware,
+    FrameGuardMiddleware,
+    _internal_error,
+)
 
 
 def callbacks_only_app() -> FastAPI:
@@ -19,6 +24,8 @@ def callbacks_only_app() -> FastAPI:
     app.include_router(callbacks_router)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(CrossSiteMiddleware)  # the same rules as the main port
+    app.add_middleware(FrameGuardMiddleware)
     return app
 
 

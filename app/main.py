@@ -89,11 +89,11 @@ def install_access(args: argparse.Namespace, secret: str) -> None:
     """Token off loopback (printed), size limits, no tracebacks; the optional callbacks port."""
     from nicegui import app
 
-    from app.security import AccessPolicy, install_security, server_token
+    from app.security import AccessPolicy, install_security, is_loopback, server_token
     from app.services.container import get_services
 
     token = server_token(args.host, args.token)
-    install_security(app, AccessPolicy(token, secret))
+    install_security(app, AccessPolicy(token, secret), loopback_bind=is_loopback(args.host))
     if token is not None:
         app.on_startup(lambda: print(f"token: {token}", flush=True))
     if args.callback_port:

@@ -7,10 +7,26 @@
 - `/callbacks` is never behind the server token: it checks each run's own token itself.
 - Bodies over a path's limit are refused with 413 before the app reads them whole.
 - Unhandled errors answer a short JSON/HTML message; the traceback goes to the log only.
+- Cross-site requests are refused in every mode, token or not (a page on another site must
+  not start or stop runs through the browser of someone on this machine): a state-changing
+  request (any method but GET/HEAD/OPTIONS) or a websocket whose `Origin` (or, without one,
+  `Referer`) names another origin than the `Host` it was sent to gets 403; a state-changing
+  request with a body that is not `application/json` gets 415 (a form or a `no-cors` fetch
+  cannot send that type without a CORS preflight, which is never granted). Exempt from the
+  JSON rule only: `/login` (its HTML form) and NiceGUI's own transport under `/_nicegui`
+  (still same-origin only). Requests with neither header (curl, scripts, trainers) pass.
+  Origins behind a reverse proxy that rewrites `Host`: list them in
+  $TUNERDECK_ALLOWED_ORIGINS (comma-separated, e.g. `https://tuner.example.org`).
+- Bound to loopback, a request whose `Host` is not a loopback name (nor an allowed origin's
+  host) is refused with 403: a DNS-rebinding page would otherwise be same-origin.
+- No page may be framed by another site (`X-Frame-Options: DENY`, CSP `frame-ancestors`).
+- Wrong tokens at `/login` are limited per client address and in all (429 past the limit),
+  and `?token=` never reaches the access log.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
 import html
@@ -18,7 +34,9 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -37,6 +55,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 COOKIE = "tunerdeck_auth"
 TOKEN_ENV = "TUNERDECK_TOKEN"
+ALLOWED_ORIGINS_ENV = "TUNERDECK_ALLOWED_ORIGINS"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Paths whose state-changing requests need not be JSON (same-origin still required).
+NON_JSON_PATHS = ("/login", "/_nicegui")
 # Paths reachable without the server token: the login form and the callbacks (own tokens).
 OPEN_PATHS = ("/login", "/callbacks")
 MiB = 1024 * 1024
@@ -150,6 +172,222 @@ class TokenMiddleware:
         await response(scope, receive, send)
 
 
+def _origin_key(url: str, default_scheme: str = "http") -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin or URL; None when it names no host ("null")."""
+    try:
+        parts = urllib.parse.urlsplit(url if "//" in url else f"//{url}")
+        host = (parts.hostname or "").lower()
+        scheme = (parts.scheme or default_scheme).lower()
+        port = parts.port or (443 if scheme in ("https", "wss") else 80)
+    except ValueError:
+        return None
+    return (scheme.replace("ws", "http", 1), host, port) if host else None
+
+
+def allowed_origins() -> set[tuple[str, str, int]]:
+    """Origins besides the server's own (a reverse proxy's public address)."""
+    listed = os.environ.get(ALLOWED_ORIGINS_ENV, "")
+    return {key for o in listed.split(",") if o.strip() and (key := _origin_key(o.strip()))}
+
+
+def cross_site_reason(scope: Scope, headers: dict[str, str]) -> str | None:
+    """Why this request counts as sent by another site's page, or None when it does not."""
+    source = headers.get("origin") or headers.get("referer")
+    if source is None:
+        return None  # not sent by a browser page: curl, a script, a trainer
+    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+    claimed = _origin_key(source)
+    own = _origin_key(headers.get("host", ""), scheme)
+    if claimed is not None and own is not None and claimed[1:] == own[1:]:
+        return None
+    if claimed is not None and claimed in allowed_origins():
+        return None
+    return f"it comes from {source.split('?')[0][:200]!r}, not from this server's own pages"
+
+
+def _json_body_problem(scope: Scope, headers: dict[str, str]) -> str | None:
+    path = scope.get("path", "")
+    if any(
+        path == p or path.startswith(p + "/") or path.startswith(p + "_") for p in NON_JSON_PATHS
+    ):
+        return None
+    ctype = headers.get("content-type")
+    has_body = headers.get("content-length", "0") not in ("", "0") or (
+        "transfer-encoding" in headers
+    )
+    if ctype is None and not has_body:
+        return None  # a bodiless POST /stop from curl
+    media = (ctype or "").split(";")[0].strip().lower()
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return None
+    return f"its body is {media or 'untyped'}"
+
+
+class CrossSiteMiddleware:
+    """403 for state-changing requests and websockets from another origin; 415 for
+    state-changing requests whose body is not JSON (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or (
+            kind == "http" and scope.get("method", "GET") in SAFE_METHODS
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        reason = cross_site_reason(scope, headers)
+        if reason is not None:
+            log.warning(
+                "refused cross-site %s %s: %s",
+                scope.get("method", "websocket"),
+                scope["path"],
+                reason,
+            )
+            if kind == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            message = (
+                f"Refused: {reason}. Changes are accepted only from this server's pages or "
+                "from clients that send no Origin (curl, scripts)."
+            )
+            await JSONResponse({"error": message, "errors": []}, status_code=403)(
+                scope, receive, send
+            )
+            return
+        problem = _json_body_problem(scope, headers) if kind == "http" else None
+        if problem is not None:
+            message = (
+                f"Refused: {problem}. Send the body as JSON with 'Content-Type: application/json'."
+            )
+            await JSONResponse({"error": message, "errors": []}, status_code=415)(
+                scope, receive, send
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+class LoopbackHostMiddleware:
+    """On a loopback bind: 403 unless `Host` names this machine (DNS rebinding)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = _headers(scope).get("host", "")
+        key = _origin_key(host)
+        allowed = {h for _, h, _ in allowed_origins()}
+        if key is not None and (is_loopback(key[1]) or key[1] in allowed):
+            await self.app(scope, receive, send)
+            return
+        log.warning("refused a request for Host %r on a loopback bind", host[:200])
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        message = (
+            f"Refused: this server listens on loopback only, and {host[:200]!r} is not a name of "
+            "this machine. Open it as http://127.0.0.1:PORT or http://localhost:PORT."
+        )
+        await JSONResponse({"error": message, "errors": []}, status_code=403)(scope, receive, send)
+
+
+FRAME_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+class FrameGuardMiddleware:
+    """Every HTTP answer says it must not be framed (clickjacking) or content-sniffed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def guarded_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(n, v) for n, v in FRAME_HEADERS if n not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, guarded_send)
+
+
+_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])token=)[^&\s\"]*", re.IGNORECASE)
+
+
+def redact_token(text: str) -> str:
+    return _TOKEN_IN_QUERY.sub(r"\1[redacted]", text)
+
+
+class RedactTokenFilter(logging.Filter):
+    """Keeps `?token=...` out of the access log (uvicorn logs each request's full path)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_token(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = redact_token(record.msg)
+        return True
+
+
+def redact_access_log() -> None:
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokenFilter) for f in logger.filters):
+        logger.addFilter(RedactTokenFilter())
+
+
+class LoginLimiter:
+    """Wrong tokens allowed per window: `per_client` from one address, `overall` in all."""
+
+    def __init__(self, per_client: int = 10, overall: int = 60, window_s: float = 60.0) -> None:
+        self.per_client = per_client
+        self.overall = overall
+        self.window_s = window_s
+        self._failures: dict[str, collections.deque[float]] = {}
+        self._all: collections.deque[float] = collections.deque()
+
+    def _trim(self, times: collections.deque[float], now: float) -> None:
+        while times and now - times[0] > self.window_s:
+            times.popleft()
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` may try again (0: now)."""
+        now = time.monotonic()
+        self._trim(self._all, now)
+        mine = self._failures.get(client, collections.deque())
+        self._trim(mine, now)
+        if not mine:
+            self._failures.pop(client, None)
+        waits = [0.0]
+        if len(mine) >= self.per_client:
+            waits.append(self.window_s - (now - mine[0]))
+        if len(self._all) >= self.overall:
+            waits.append(self.window_s - (now - self._all[0]))
+        return max(waits)
+
+    def failed(self, client: str) -> None:
+        now = time.monotonic()
+        self._failures.setdefault(client, collections.deque()).append(now)
+        self._all.append(now)
+        if len(self._failures) > 10_000:  # many addresses: forget the quietest
+            self._failures.pop(next(iter(self._failures)))
+
+
 class _TooLarge(Exception):
     pass
 
@@ -222,8 +460,9 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
-def install_login(app: FastAPI, policy: AccessPolicy) -> None:
+def install_login(app: FastAPI, policy: AccessPolicy, limiter: LoginLimiter | None = None) -> None:
     """GET/POST /login: asks for the token once and keeps a signed cookie."""
+    limiter = limiter or LoginLimiter()
 
     @app.get("/login", include_in_schema=False)
     async def login_form(next: str = "/") -> HTMLResponse:
@@ -235,7 +474,18 @@ def install_login(app: FastAPI, policy: AccessPolicy) -> None:
         target = _safe_next(form.get("next", ["/"])[0])
         if policy.token is None:
             return RedirectResponse(target, status_code=303)
+        client = request.client.host if request.client else ""
+        wait = limiter.retry_after(client)
+        if wait > 0:
+            page = _LOGIN_FORM.format(
+                error=f'<p class="err">Too many wrong tokens: try again in {wait:.0f} s.</p>',
+                next=html.escape(target),
+            )
+            return HTMLResponse(
+                page, status_code=429, headers={"Retry-After": str(max(1, round(wait)))}
+            )
         if not policy.token_ok(form.get("token", [""])[0]):
+            limiter.failed(client)
             page = _LOGIN_FORM.format(
                 error='<p class="err">Wrong token.</p>', next=html.escape(target)
             )
@@ -259,9 +509,15 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def install_security(app: FastAPI, policy: AccessPolicy) -> None:
-    """Login routes, the token and size-limit middlewares and the no-traceback handler."""
+def install_security(app: FastAPI, policy: AccessPolicy, *, loopback_bind: bool = False) -> None:
+    """Login routes, the cross-site, token and size-limit middlewares and the no-traceback
+    handler; with `loopback_bind`, also the Host check against DNS rebinding."""
     install_login(app, policy)
+    redact_access_log()
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(TokenMiddleware, policy=policy)  # outermost: checked first
+    app.add_middleware(TokenMiddleware, policy=policy)
+    app.add_middleware(CrossSiteMiddleware)
+    if loopback_bind:
+        app.add_middleware(LoopbackHostMiddleware)
+    app.add_middleware(FrameGuardMiddleware)  # outermost: on every answer, refusals too

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.routes import install_routes
-from app.security import AccessPolicy, install_security, server_token
+from app.security import AccessPolicy, install_security, is_loopback, server_token
 from app.services.container import Services, build_services, set_services
 
 
@@ -24,7 +24,9 @@ def callback_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/callbacks"
 
 
-def build_trainer_app(services: Services, policy: AccessPolicy) -> FastAPI:
+def build_trainer_app(
+    services: Services, policy: AccessPolicy, *, loopback_bind: bool = False
+) -> FastAPI:
     """The trainer-mode app over `services` (made current for the routes)."""
     set_services(services)
 
@@ -42,7 +44,7 @@ def build_trainer_app(services: Services, policy: AccessPolicy) -> FastAPI:
         """What kind of server this is (the web UI in webui mode checks it)."""
         return {"mode": "trainer", "nicegui_loaded": "nicegui" in sys.modules}
 
-    install_security(app, policy)
+    install_security(app, policy, loopback_bind=loopback_bind)
     return app
 
 
@@ -54,7 +56,11 @@ def serve(args: argparse.Namespace) -> int:
     token = server_token(args.host, args.token)
     services = build_services(nicegui_hooks=False)
     services.run_service.callback_url = callback_url(args.host, args.port)
-    app = build_trainer_app(services, AccessPolicy(token, storage_secret(args.storage_secret)))
+    app = build_trainer_app(
+        services,
+        AccessPolicy(token, storage_secret(args.storage_secret)),
+        loopback_bind=is_loopback(args.host),
+    )
     print(f"tunerdeck trainer server at http://{args.host}:{args.port}/", flush=True)
     if token is not None:
         print(f"token: {token}", flush=True)

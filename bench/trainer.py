@@ -1,105 +1,175 @@
-"""Steps/s of the demo model under the full trainer vs a bare training loop.
+"""Seconds per step of the full trainer vs a bare training loop, on three tiny models.
 
-Both train the same demo LoRA on the same data and batch. Each is run for a short and a
-long step count and the rate is (long - short) / (time difference), so model loading,
-warm-up and the final save cancel out. Modes:
-  bare            - a plain loop: encode, noise, UNet, loss, backward, optimizer step
-  trainer_quiet   - `trainer.loop.train` with progress events, validation and checkpoints off
-  trainer_events  - the same with a progress event at every step
-Goals: trainer_quiet / bare >= 0.97, trainer_events / bare >= 0.95.
-Run: .venv/bin/python bench/trainer.py   (writes bench/results/trainer.json)
+Models: the demo model (64 px, its native size) and the tiny random SD 1.x and SDXL pipelines
+of trainer.demo_model.write_tiny_pipeline at 128 px, all LoRA on the demo images. Modes:
+  bare            - a plain loop on the same parts: VAE and text encoding, noise, UNet, loss,
+                    backward, clipping, AdamW step (no accelerate, no events, no bookkeeping)
+  trainer_quiet   - `trainer.loop.train` with progress events, validation, checkpoints off
+  trainer_events  - the same with a progress event (and its float(loss) sync) every step
+  trainer_cached  - trainer_quiet with cache_latents and cache_text_embeddings on
+A step's time is the interval between consecutive UNet forward calls (a forward pre-hook),
+so model loading, the cache fill, warm-up and the final save are not counted. Each run drops
+WARMUP steps, then measures BLOCKS blocks of BLOCK_STEPS steps (a block's figure: its mean
+step time). Every mode runs ROUNDS times, interleaved with the other modes so that load from
+other processes spreads over all of them; min / median / max are over all ROUNDS x BLOCKS
+blocks (the repeats), ratios use the medians.
+  ratio = bare s/step / trainer s/step (throughput share; goal >= 0.97 quiet, >= 0.95 events)
+  outside_share = 1 - ratio: time outside the work of a step (bookkeeping, events, syncs)
+  cache_saving = 1 - cached s/step / quiet s/step
+The machine's load (load average, CPU busy % before and during the runs, and the share of a
+core this process got) is recorded with the figures: on a shared machine they are noisy.
+Run: .venv/bin/python bench/trainer.py [--rounds N] [--models demo,sd1x,sdxl]
+     (writes bench/results/trainer.json)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-BATCH = 4
-RESOLUTION = 64
-SHORT, LONG = 10, 60
-REPEATS = 3
+BATCH = 2
+RESOLUTION = {"demo": 64, "sd1x": 128, "sdxl": 128}
+WARMUP, BLOCKS, BLOCK_STEPS = 3, 4, 8
+MODES = ("bare", "trainer_quiet", "trainer_events", "trainer_cached")
+STEPS = WARMUP + BLOCKS * BLOCK_STEPS + 1
+GOALS = {"trainer_quiet": 0.97, "trainer_events": 0.95}
 
 
-def _raw(out: Path, steps: int, logging_steps: int) -> dict:
-    return {
+class StepClock:
+    """Timestamps of UNet forward calls, installed on every model `load_models` returns."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.stamps: list[float] = []
+        self.rss: list[int] = []  # resident memory at each step's UNet call
+        self._proc = psutil.Process()
+
+    def _stamp(self, module: Any, args: Any) -> None:
+        self.stamps.append(time.perf_counter())
+        self.rss.append(self._proc.memory_info().rss)
+
+    def install(self) -> Callable[[], None]:
+        import trainer.models as tm
+
+        real = tm.load_models
+
+        def load(*a: Any, **k: Any) -> Any:
+            models = real(*a, **k)
+            models.unet.register_forward_pre_hook(self._stamp)
+            return models
+
+        tm.load_models = load
+        return lambda: setattr(tm, "load_models", real)
+
+    def block_seconds(self) -> list[float]:
+        """Mean seconds per step of each measured block."""
+        marks = self.stamps[WARMUP:]
+        assert len(marks) > BLOCKS * BLOCK_STEPS, f"only {len(marks)} measured steps"
+        return [
+            (marks[(b + 1) * BLOCK_STEPS] - marks[b * BLOCK_STEPS]) / BLOCK_STEPS
+            for b in range(BLOCKS)
+        ]
+
+
+def _raw(family: str, model: Path | None, data: Path, out: Path, mode: str) -> dict[str, Any]:
+    raw: dict[str, Any] = {
         "output_dir": str(out),
-        "resolution": RESOLUTION,
+        "resolution": RESOLUTION[family],
         "train_batch_size": BATCH,
-        "max_train_steps": steps,
+        "max_train_steps": STEPS,
         "validation_steps": 0,
         "checkpointing_steps": 0,
-        "logging_steps": logging_steps,
+        "logging_steps": 1 if mode == "trainer_events" else 0,
+        "cache_latents": mode == "trainer_cached",
+        "cache_text_embeddings": mode == "trainer_cached",
     }
+    if family != "demo":
+        raw |= {
+            "model_family": family,
+            "pretrained_model_name_or_path": str(model),
+            "datasets": [{"path": str(data)}],
+        }
+    return raw
 
 
-def _trainer_seconds(steps: int, logging_steps: int) -> float:
+def _trainer_run(family: str, model: Path | None, data: Path, mode: str, clock: StepClock) -> None:
     from registry.validation import validate_config
     from trainer.loop import train
     from trainer.run_config import RunConfig
 
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run"
-        result = validate_config(_raw(out, steps, logging_steps))
+        result = validate_config(_raw(family, model, data, Path(tmp) / "run", mode))
         assert result.ok, result.errors
         assert train(RunConfig(result.values), run_id="bench") == 0
-        events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
-    ts = {e["data"]["state"]: e["ts"] for e in events if e["type"] == "lifecycle"}
-    first_ckpt = next(e["ts"] for e in events if e["type"] == "checkpoint")
-    return first_ckpt - ts["running"]  # the steps only: up to the end-of-run checkpoint
 
 
-def _bare_seconds(steps: int) -> float:
+def _bare_run(family: str, model: Path | None, data: Path, mode: str, clock: StepClock) -> None:
     import torch
     import torch.nn.functional as F
 
     from registry.defaults import default_config, default_dataset
+    from trainer import models as tm
     from trainer.data import build_train_data, collate
-    from trainer.demo_dataset import ensure_demo_dataset
-    from trainer.models import add_lora, encode_tokens, load_models, tokenize
 
-    cfg = default_config()
+    cfg = default_config() | {"model_family": family}
     torch.manual_seed(cfg["seed"])
-    models = load_models(cfg, str(__import__("trainer.demo_model").demo_model.ensure_demo_model()))
+    path = (
+        str(model)
+        if model
+        else str(__import__("trainer.demo_model").demo_model.ensure_demo_model())
+    )
+    models = tm.load_models(cfg, path)  # the StepClock hook is on
     models.vae.requires_grad_(False)
     models.unet.requires_grad_(False)
     for te in models.text_encoders:
         te.requires_grad_(False)
-    add_lora(models, cfg)
-    entry = default_dataset() | {"path": str(ensure_demo_dataset())}
-    data = build_train_data([entry], RESOLUTION, BATCH, cfg["seed"], True, warn=print)
+    tm.add_lora(models, cfg)
+    entry = default_dataset() | {"path": str(data)}
+    train_data = build_train_data([entry], RESOLUTION[family], BATCH, cfg["seed"], True, warn=print)
     loader = torch.utils.data.DataLoader(
-        data.dataset, batch_sampler=data.sampler, collate_fn=collate
+        train_data.dataset, batch_sampler=train_data.sampler, collate_fn=collate
     )
     params = [p for p in models.unet.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg["learning_rate"])
-    sched = models.noise_scheduler
-    unet, vae = models.unet, models.vae
+    sched, unet, vae = models.noise_scheduler, models.unet, models.vae
     unet.train()
-    done, epoch = 0, 0
-    start = time.perf_counter()
+    steps, done, epoch = STEPS, 0, 0
     while done < steps:
-        data.sampler.set_epoch(epoch)
+        train_data.sampler.set_epoch(epoch)
         for batch in loader:
             with torch.no_grad():
                 dist = vae.encode(batch["pixel_values"]).latent_dist
-                latents = (
-                    dist.mean + dist.std * torch.randn_like(dist.mean)
-                ) * vae.config.scaling_factor
-                embeds, _ = encode_tokens(
-                    models.text_encoders, tokenize(models, batch["captions"]), False
+                mean, std = dist.mean.contiguous(), dist.std.contiguous()
+                latents = (mean + std * torch.randn_like(mean)) * vae.config.scaling_factor
+                embeds, pooled = tm.encode_tokens(
+                    models.text_encoders, tm.tokenize(models, batch["captions"]), models.is_sdxl
                 )
+            extra = {}
+            if models.is_sdxl:
+                ids = tm.sdxl_time_ids(
+                    batch["original_sizes"],
+                    batch["crop_top_lefts"],
+                    batch["target_sizes"],
+                    True,
+                    True,
+                )
+                extra["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": ids}
             noise = torch.randn_like(latents)
             t = torch.randint(0, 1000, (latents.shape[0],))
-            pred = unet(sched.add_noise(latents, noise, t), t, embeds, return_dict=False)[0]
+            noisy = sched.add_noise(latents, noise, t)
+            pred = unet(noisy, t, embeds, return_dict=False, **extra)[0]
             loss = F.mse_loss(pred, noise)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -109,40 +179,120 @@ def _bare_seconds(steps: int) -> float:
             if done >= steps:
                 break
         epoch += 1
-    return time.perf_counter() - start
 
 
-def _rate(measure, *args) -> float:
-    rates = []
-    for _ in range(REPEATS):
-        short = measure(SHORT, *args)
-        long = measure(LONG, *args)
-        rates.append((LONG - SHORT) / (long - short))
-    return statistics.median(rates)
+def _spread(values: list[float]) -> dict[str, float]:
+    return {
+        "min": round(min(values), 5),
+        "median": round(statistics.median(values), 5),
+        "max": round(max(values), 5),
+    }
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--models", default="demo,sd1x,sdxl")
+    args = parser.parse_args()
     os.environ.setdefault("TUNERDECK_HOME", str(Path(tempfile.gettempdir()) / "tunerdeck-bench"))
-    import torch
+    import logging
 
-    bare = _rate(_bare_seconds)
-    quiet = _rate(_trainer_seconds, 0)
-    events = _rate(_trainer_seconds, 1)
+    import psutil
+    import torch
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    from trainer.demo_dataset import ensure_demo_dataset
+    from trainer.demo_model import ensure_demo_model, write_tiny_pipeline
+
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
+    logging.getLogger("accelerate").setLevel(logging.ERROR)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    proc = psutil.Process()
+    load_before = os.getloadavg()
+    cpu_before = psutil.cpu_percent(interval=1.0)
+    started = time.perf_counter()
+    ensure_demo_model()
+    data = ensure_demo_dataset()
+    families = [f.strip() for f in args.models.split(",") if f.strip()]
+    home = Path(os.environ["TUNERDECK_HOME"])
+    models: dict[str, Path | None] = {"demo": None}
+    for family in families:
+        if family != "demo":
+            path = home / "bench-models" / f"tiny-{family}"
+            if not (path / "model_index.json").exists():
+                write_tiny_pipeline(path, family)
+            models[family] = path
+    runners = {"bare": _bare_run} | {m: _trainer_run for m in MODES if m != "bare"}
+    per_step: dict[str, dict[str, list[float]]] = {f: {m: [] for m in MODES} for f in families}
+    rss: dict[str, dict[str, list[float]]] = {f: {} for f in families}
+    cuda_peak: dict[str, dict[str, int]] = {f: {} for f in families}
+    busy, own = [], []
+    clock = StepClock()
+    uninstall = clock.install()
+    try:
+        for family in families:
+            for _ in range(args.rounds):
+                for mode in MODES:
+                    clock.stamps, clock.rss = [], []
+                    if torch.cuda.is_available():
+                        torch.cuda.reset_peak_memory_stats()
+                    psutil.cpu_percent(interval=None)
+                    cpu0, wall0 = proc.cpu_times(), time.perf_counter()
+                    runners[mode](family, models[family], data, mode, clock)
+                    busy.append(psutil.cpu_percent(interval=None))
+                    cpu1, wall1 = proc.cpu_times(), time.perf_counter()
+                    used = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+                    own.append(used / max(wall1 - wall0, 1e-9))
+                    per_step[family][mode] += clock.block_seconds()
+                    rss[family].setdefault(mode, []).append(statistics.median(clock.rss[WARMUP:]))
+                    if torch.cuda.is_available():
+                        cuda_peak[family][mode] = torch.cuda.max_memory_allocated()
+    finally:
+        uninstall()
+    results: dict[str, Any] = {}
+    for family in families:
+        s = {m: statistics.median(v) for m, v in per_step[family].items()}
+        entry: dict[str, Any] = {
+            "resolution": RESOLUTION[family],
+            "seconds_per_step": {m: _spread(v) for m, v in per_step[family].items()},
+        }
+        for mode, goal in GOALS.items():
+            ratio = s["bare"] / s[mode]
+            entry[f"ratio_{mode.removeprefix('trainer_')}"] = round(ratio, 3)
+            entry[f"outside_share_{mode.removeprefix('trainer_')}"] = round(1 - ratio, 3)
+            entry[f"meets_goal_{mode.removeprefix('trainer_')}"] = ratio >= goal
+        entry["cache_saving_per_step"] = round(1 - s["trainer_cached"] / s["trainer_quiet"], 3)
+        entry["rss_during_steps_mb"] = {
+            m: round(statistics.median(v) / 2**20) for m, v in rss[family].items()
+        }
+        if torch.cuda.is_available():
+            entry["cuda_peak_bytes"] = cuda_peak[family]
+        results[family] = entry
     result = {
-        "model": "demo LoRA (rank 4)",
-        "resolution": RESOLUTION,
         "batch_size": BATCH,
+        "repeats": args.rounds * BLOCKS,
+        "rounds": args.rounds,
+        "steps_per_repeat": BLOCK_STEPS,
         "torch_threads": torch.get_num_threads(),
-        "bare_steps_per_s": round(bare, 3),
-        "trainer_quiet_steps_per_s": round(quiet, 3),
-        "trainer_events_steps_per_s": round(events, 3),
-        "ratio_quiet": round(quiet / bare, 3),
-        "ratio_events": round(events / bare, 3),
-        "goal_ratio_quiet": 0.97,
-        "goal_ratio_events": 0.95,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "goals": {"ratio_quiet": GOALS["trainer_quiet"], "ratio_events": GOALS["trainer_events"]},
+        "models": results,
+        # On the CPU a cache moves no memory (the VAE and text encoders stay in RAM); it saves
+        # only the encoders' transient activations and the decoded images.
+        "rss_note": "median RSS of the whole process at the steps' UNet calls, per mode",
+        "load": {
+            "cpus": os.cpu_count(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            "cpu_busy_percent_before": cpu_before,
+            "cpu_busy_percent_during": _spread(busy),
+            "own_cores_used_during": _spread(own),
+        },
+        "bench_seconds": round(time.perf_counter() - started, 1),
     }
-    for k, v in result.items():
-        print(f"{k:28s} {v}")
+    print(json.dumps(result, indent=2))
     out = REPO / "bench" / "results" / "trainer.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")

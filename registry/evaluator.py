@@ -63,7 +63,14 @@ _PLATFORM_NEEDS = {
     Platform.MPS: "an Apple GPU (MPS)",
     Platform.CPU: "the CPU",
 }
-_FAMILY_NAMES = {"demo": "the demo model", "sd1x": "SD 1.x", "sd2x": "SD 2.x", "sdxl": "SDXL"}
+_FAMILY_NAMES = {
+    "demo": "the demo model",
+    "sd1x": "SD 1.x",
+    "sd2x": "SD 2.x",
+    "sdxl": "SDXL",
+    "flux": "Flux.1",
+    "sd3": "SD3",
+}
 
 
 def _join(words: list[str], last: str = "or") -> str:
@@ -76,8 +83,11 @@ def platform_reason(platforms: Iterable[Platform]) -> str:
     return "needs " + _join([_PLATFORM_NEEDS[Platform(p)] for p in platforms])
 
 
-def package_reason(package: str) -> str:
-    return f"needs the {package} package (pip install {package})"
+def package_reason(package: str | Iterable[str]) -> str:
+    names = [package] if isinstance(package, str) else list(package)
+    if len(names) == 1:
+        return f"needs the {names[0]} package (pip install {names[0]})"
+    return f"needs the {_join(names)} package (pip install {names[0]}, for example)"
 
 
 def family_reason(families: Iterable[str]) -> str:
@@ -232,8 +242,8 @@ class _Plan:
 def _choice_block(choice: Choice, ctx: PlatformContext) -> str | None:
     if choice.platforms and ctx.device not in choice.platforms:
         return platform_reason(choice.platforms)
-    if choice.requires and choice.requires not in ctx.packages:
-        return package_reason(choice.requires)
+    if choice.packages and ctx.packages.isdisjoint(choice.packages):
+        return package_reason(choice.packages)
     return None
 
 
@@ -447,8 +457,8 @@ def field_conditions(f: ConfigField) -> list[str]:
     found.extend(rule_sentence(rule, f.scope) for rule in f.dependencies)
     for choice in f.choices:
         needs = [platform_reason(choice.platforms)] if choice.platforms else []
-        if choice.requires:
-            needs.append(package_reason(choice.requires))
+        if choice.packages:
+            needs.append(package_reason(choice.packages))
         if needs:
             found.append(f"{choice.value} {' and '.join(needs)}")
     return found

@@ -100,7 +100,15 @@ class Choice(_Frozen):
     label: str = ""
     help: str = ""
     platforms: tuple[Platform, ...] = ()  # empty: every platform
-    requires: str | None = None  # an optional package, e.g. "bitsandbytes"
+    # An optional package, e.g. "bitsandbytes"; a tuple: any one of those packages.
+    requires: str | tuple[str, ...] | None = None
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        """The packages of `requires` as a tuple (empty: none needed)."""
+        if not self.requires:
+            return ()
+        return (self.requires,) if isinstance(self.requires, str) else self.requires
 
     @property
     def display(self) -> str:

@@ -14,9 +14,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 from registry.catalogue import ALL_FIELDS, DATASET_FIELDS, FIELDS
+from registry.catalogue._rules import SIZE_MULTIPLE
 from registry.defaults import default_config, default_dataset
 from registry.evaluator import FieldState, PlatformContext, evaluator_for
 from registry.field import ConfigField, FieldType, Platform, Scope
@@ -108,7 +110,21 @@ def _type_error(f: ConfigField, value: Any) -> str | None:
     return None
 
 
+# Numbers past what a JSON reader (JavaScript's doubles) holds exactly are never a setting;
+# a field without its own bounds is still refused beyond them.
+SAFE_NUMBER = 2**53 - 1
+
+
 def _bounds_error(f: ConfigField, value: float) -> str | None:
+    if abs(value) > SAFE_NUMBER:
+        # (repr of a huge int is refused past 4300 digits: say its size instead)
+        digits = int(abs(int(value)).bit_length() * 0.30103) + 1
+        shown = f"{value:.3g}" if isinstance(value, float) else f"a {digits}-digit number"
+        if value > 0 and f.maximum is not None:
+            return f"must be at most {_fmt(f.maximum)} (got {shown})"
+        if value < 0 and f.minimum is not None:
+            return f"must be at least {_fmt(f.minimum)} (got {shown})"
+        return f"must be between -{SAFE_NUMBER} and {SAFE_NUMBER} (got {shown})"
     if f.minimum is not None:
         if f.exclusive_minimum and value <= f.minimum:
             return f"must be greater than {_fmt(f.minimum)} (got {value!r})"
@@ -181,7 +197,7 @@ def normalize(f: ConfigField, value: Any) -> Any:
 @lru_cache(maxsize=1)
 def _permissive_context() -> PlatformContext:
     """Without a platform, judge as if everything were available (a file may be for a GPU box)."""
-    packages = {c.requires for f in ALL_FIELDS for c in f.choices if c.requires}
+    packages = {p for f in ALL_FIELDS for c in f.choices for p in c.packages}
     return PlatformContext(device=Platform.CUDA.value, packages=frozenset(packages))
 
 
@@ -325,6 +341,16 @@ def _cross_field(
                 "warning",
             )
         )
+    multiple = SIZE_MULTIPLE.get(values["model_family"], 8)
+    if values["resolution"] % multiple:
+        errors.append(
+            _combination(
+                "resolution",
+                f"must be a multiple of {multiple} for {values['model_family']} models "
+                f"(the latent is cut into 2x2 patches): try "
+                f"{max(multiple, values['resolution'] // multiple * multiple)}",
+            )
+        )
     if values["model_family"] != "demo" and not values["pretrained_model_name_or_path"].strip():
         errors.append(
             _combination(
@@ -332,6 +358,67 @@ def _cross_field(
                 "choose a base model (a diffusers folder or a Hub id) for this model_family",
             )
         )
+    if values["model_family"] != "demo":
+        _model_path_errors(values, errors)
+
+
+# Weights in one file; diffusers' from_pretrained (what the trainer loads with) cannot read them.
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth")
+_CONVERT = (
+    "single-file checkpoints are not supported yet: convert it once with diffusers "
+    "(StableDiffusionPipeline or StableDiffusionXLPipeline .from_single_file(file)"
+    ".save_pretrained(folder)) and choose that folder"
+)
+
+
+def _model_path_errors(values: Mapping[str, Any], errors: list[Issue]) -> None:
+    """Base model and VAE paths the trainer could not load, refused before it downloads or
+    parses anything. Only what exists on this machine is judged; other values may be Hub ids."""
+    base = values["pretrained_model_name_or_path"].strip()
+    if base:
+        path = Path(base).expanduser()
+        if path.is_file() or path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+            errors.append(
+                _combination(
+                    "pretrained_model_name_or_path",
+                    f"{base!r} is a single file, but the base model must be a diffusers folder "
+                    f"(with model_index.json) or a Hugging Face Hub id; {_CONVERT}",
+                )
+            )
+        elif path.is_dir() and not (path / "model_index.json").is_file():
+            errors.append(
+                _combination(
+                    "pretrained_model_name_or_path",
+                    f"the folder {base!r} has no model_index.json, so it is not a diffusers "
+                    "model: choose the folder that holds model_index.json (with unet/, vae/, "
+                    "text_encoder/ ...) or a Hugging Face Hub id",
+                )
+            )
+    vae = values["pretrained_vae_model_name_or_path"].strip()
+    if vae:
+        path = Path(vae).expanduser()
+        if path.is_file() or path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+            errors.append(
+                _combination(
+                    "pretrained_vae_model_name_or_path",
+                    f"{vae!r} is a single file, but the VAE must be a diffusers VAE folder (with "
+                    "config.json) or a Hugging Face Hub id; single-file VAEs are not supported "
+                    "yet: leave it empty to use the base model's VAE",
+                )
+            )
+        elif path.is_dir() and not (path / "config.json").is_file():
+            inner = path / "vae"
+            hint = (
+                f"choose its vae subfolder {str(inner)!r}"
+                if (inner / "config.json").is_file()
+                else "choose a diffusers VAE folder (with config.json) or a Hugging Face Hub id"
+            )
+            errors.append(
+                _combination(
+                    "pretrained_vae_model_name_or_path",
+                    f"the folder {vae!r} has no config.json, so it is not a diffusers VAE: {hint}",
+                )
+            )
 
 
 def _validate_datasets(
@@ -372,6 +459,16 @@ def _validate_datasets(
         states = evaluator.evaluate(values)
         _ignored_warnings(DATASET_FIELDS, explicit, states, prefix, warnings)
         if values["enabled"]:
+            multiple = SIZE_MULTIPLE.get(top["model_family"], 8)
+            if values["bucketing"] and values["bucket_step"] % multiple:
+                errors.append(
+                    _combination(
+                        f"{prefix}bucket_step",
+                        f"must be a multiple of {multiple} for {top['model_family']} models "
+                        f"(the latent is cut into 2x2 patches): try "
+                        f"{max(multiple, values['bucket_step'] // multiple * multiple)}",
+                    )
+                )
             if not values["path"].strip() and not errors_at(errors, f"{prefix}path"):
                 errors.append(
                     _combination(f"{prefix}path", "choose the folder of images for this dataset")

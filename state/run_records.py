@@ -2,6 +2,11 @@
 
 They outlive the server process: after a restart the run service reads them back, finds the
 runs that are still alive (pid + process start time) and marks the others failed.
+
+A record file that cannot be read (truncated, garbage, empty) is never silently skipped:
+`scan()` names it with the reason, `set_aside()` moves its bytes to `ID.json.damaged-TIME`
+for inspection, and the run service rebuilds the record from the run folder or keeps the run
+listed as `damaged` (see app.services.run_rebuild).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from state.paths import data_dir
 
 log = logging.getLogger(__name__)
 
-RunState = Literal["queued", "starting", "running", "stopping", "stopped", "completed", "failed"]
+RunState = Literal[
+    "queued", "starting", "running", "stopping", "stopped", "completed", "failed", "damaged"
+]
 ACTIVE_STATES: frozenset[str] = frozenset({"starting", "running", "stopping"})
 FINAL_STATES: frozenset[str] = frozenset({"stopped", "completed", "failed"})
 
@@ -66,21 +73,71 @@ class RunRecordStore:
     def save(self, record: RunRecord) -> None:
         atomic_write_text(self.path_for(record.id), record.model_dump_json(indent=1))
 
-    def load(self, run_id: str) -> RunRecord | None:
+    def read(self, run_id: str) -> RunRecord:
+        """The record; FileNotFoundError when there is none, ValueError (with the reason) when
+        its file cannot be read as a record."""
         path = self.path_for(run_id)
         try:
-            return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot be read: {exc}") from None
+        if not text.strip():
+            raise ValueError("the file is empty")
+        try:
+            record = RunRecord.model_validate(json.loads(text))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}"
+                for e in exc.errors()[:3]
+            )
+            raise ValueError(f"not a run record ({problems})") from None
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"not valid JSON ({str(exc)[:200]})") from None
+        if record.id != run_id:
+            raise ValueError(f"it names another run ({record.id!r})")
+        return record
+
+    def load(self, run_id: str) -> RunRecord | None:
+        try:
+            return self.read(run_id)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, ValidationError) as exc:
-            log.warning("run record %s cannot be read (%s); ignored", path, exc)
+        except ValueError as exc:
+            log.warning("run record %s %s", self.path_for(run_id), exc)
             return None
 
-    def load_all(self) -> list[RunRecord]:
+    def scan(self) -> tuple[list[RunRecord], dict[str, str]]:
+        """Every readable record (oldest first), and {run id: reason} for the unreadable."""
         if not self.root.is_dir():
-            return []
-        records = [self.load(p.stem) for p in sorted(self.root.glob("*.json")) if _ID.match(p.stem)]
-        return sorted((r for r in records if r is not None), key=lambda r: r.created_at)
+            return [], {}
+        records: list[RunRecord] = []
+        damaged: dict[str, str] = {}
+        for path in sorted(self.root.glob("*.json")):
+            if not _ID.match(path.stem):
+                continue
+            try:
+                records.append(self.read(path.stem))
+            except FileNotFoundError:
+                continue
+            except ValueError as exc:
+                damaged[path.stem] = str(exc)
+        return sorted(records, key=lambda r: r.created_at), damaged
+
+    def load_all(self) -> list[RunRecord]:
+        return self.scan()[0]
+
+    def set_aside(self, run_id: str) -> Path | None:
+        """Move an unreadable record file out of the way (kept, never deleted)."""
+        path = self.path_for(run_id)
+        target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            path.replace(target)
+        except OSError as exc:
+            log.warning("cannot move the damaged run record %s aside: %s", path, exc)
+            return None
+        return target
 
     def delete(self, run_id: str) -> None:
         self.path_for(run_id).unlink(missing_ok=True)

@@ -62,7 +62,7 @@ def _platform_context():
 
     packages = frozenset(
         name
-        for name in ("bitsandbytes", "xformers", "tensorboard", "wandb")
+        for name in ("bitsandbytes", "xformers", "tensorboard", "wandb", "torchao")
         if importlib.util.find_spec(name) is not None
     )
     device = "cuda" if _has_nvidia_gpu() else "cpu"

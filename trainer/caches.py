@@ -1,14 +1,27 @@
 """On-disk caches of VAE latent distributions and text embeddings, keyed by a hash of
-everything that determines them, so they are reused exactly while the inputs are unchanged."""
+everything that determines them, so they are reused exactly while the inputs are unchanged.
+
+Contract of the trainer's use: both caches are filled before step 1 with every variant the
+run will train on (each (image, crop, flip) and each caption after shuffling and dropout, for
+every epoch still to come), found by replaying the sampler's random decisions without
+decoding any image. Training then reads the cache only: the VAE and frozen text encoders can
+wait off the accelerator. A miss during training (a cache file torn or deleted meanwhile) is
+encoded again where those models are, so a run never fails for a cache.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+Progress = Callable[[int, int], None]
 
 
 def _key(*parts: str) -> str:
@@ -24,6 +37,9 @@ class TensorCache:
     def path(self, key: str) -> Path:
         return self.folder / f"{_key(self.namespace, key)}.safetensors"
 
+    def has(self, key: str) -> bool:
+        return self.path(key).exists()
+
     def get(self, key: str) -> dict[str, torch.Tensor] | None:
         p = self.path(key)
         if not p.exists():
@@ -38,3 +54,91 @@ class TensorCache:
         tmp = p.with_suffix(f".{os.getpid()}.tmp")
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
         os.replace(tmp, p)
+
+
+class ThrottledProgress:
+    """Calls `report(done, total)` for the first item, then at most every `interval_s`
+    seconds, and always for the last one: a few log lines whatever the data set's size."""
+
+    def __init__(self, report: Progress, interval_s: float = 5.0) -> None:
+        self.report = report
+        self.interval_s = interval_s
+        self._last: float | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or self._last is None or now - self._last >= self.interval_s:
+            self._last = now
+            self.report(done, total)
+
+
+def planned_items(
+    dataset: Any, batches_per_epoch: Callable[[int], Iterable[Sequence[Any]]], epochs: Iterable[int]
+) -> list[Any]:
+    """The distinct item plans (dataset.plan) of every batch of `epochs`, first use first:
+    distinct by (latent key, caption), as an image variant may come with several captions."""
+    seen: dict[tuple[str, str], Any] = {}
+    for epoch in epochs:
+        for batch in batches_per_epoch(epoch):
+            for item in batch:
+                plan = dataset.plan(item)
+                seen.setdefault((plan.cache_key, plan.caption), plan)
+    return list(seen.values())
+
+
+def encode_latent_dist(vae: Any, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) of the VAE's latent distribution, computed wherever the VAE is."""
+    param = next(vae.parameters())
+    with torch.no_grad():
+        dist = vae.encode(pixels.to(param.device, dtype=param.dtype)).latent_dist
+    return dist.mean, dist.std
+
+
+def fill_latent_cache(
+    cache: TensorCache,
+    plans: Sequence[Any],
+    pixels: Callable[[Any], torch.Tensor],
+    vae: Any,
+    batch_size: int,
+    progress: Progress,
+) -> int:
+    """Encode every plan not yet cached, batched by bucket; returns how many were encoded."""
+    distinct: dict[str, Any] = {}
+    for p in plans:
+        distinct.setdefault(p.cache_key, p)
+    todo = [p for p in distinct.values() if not cache.has(p.cache_key)]
+    by_bucket: dict[tuple[int, int], list[Any]] = {}
+    for p in todo:
+        by_bucket.setdefault(p.record.bucket, []).append(p)
+    done = 0
+    progress(0, len(todo))
+    for group in by_bucket.values():
+        for i in range(0, len(group), batch_size):
+            chunk = group[i : i + batch_size]
+            mean, std = encode_latent_dist(vae, torch.stack([pixels(p) for p in chunk]))
+            for k, p in enumerate(chunk):
+                cache.put(p.cache_key, {"mean": mean[k], "std": std[k]})
+            done += len(chunk)
+            progress(done, len(todo))
+    return done
+
+
+def fill_text_cache(
+    cache: TensorCache,
+    captions: Sequence[str],
+    encode: Callable[[list[str]], tuple[torch.Tensor, torch.Tensor | None]],
+    batch_size: int,
+    progress: Progress,
+) -> int:
+    """Encode every distinct caption not yet cached; returns how many were encoded."""
+    todo = [c for c in dict.fromkeys(captions) if not cache.has(c)]
+    progress(0, len(todo))
+    for i in range(0, len(todo), batch_size):
+        chunk = todo[i : i + batch_size]
+        with torch.no_grad():
+            embeds, pooled = encode(chunk)
+        for k, caption in enumerate(chunk):
+            hit = {"embeds": embeds[k]} | ({"pooled": pooled[k]} if pooled is not None else {})
+            cache.put(caption, hit)
+        progress(min(i + batch_size, len(todo)), len(todo))
+    return len(todo)

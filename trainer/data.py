@@ -71,6 +71,18 @@ def scan_entry(
     return records
 
 
+@dataclass(frozen=True)
+class ItemPlan:
+    """The random decisions for one (record, seed) item; cache_key names its latents."""
+
+    record: ImageRecord
+    resized: tuple[int, int]  # (width, height) before the crop
+    crop_left_top: tuple[int, int]  # (left, top)
+    flipped: bool
+    caption: str
+    cache_key: str
+
+
 def _shuffle_tags(caption: str, keep: int, rng: random.Random) -> str:
     tags = [t.strip() for t in caption.split(",") if t.strip()]
     head, tail = tags[:keep], tags[keep:]
@@ -86,6 +98,9 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
     ) -> None:
         self.records = records
         self.resolution = resolution
+        # Set by the trainer once the latent cache is full (an object with get(key)).
+        self.latent_cache: Any = None
+        self._sources: dict[int, str] = {}
         # Read each entry's augmentation settings once, not per item.
         self.opts = [
             {
@@ -101,45 +116,72 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
+    def plan(self, item: tuple[int, int]) -> ItemPlan:
+        """Every random decision for one item, from the record alone (no pixels decoded), in
+        the order __getitem__ has always drawn them: crop, flip, tag shuffle, dropout."""
         idx, seed = item
         rec = self.records[idx]
         opt = self.opts[rec.entry]
         rng = random.Random(seed)
-        with Image.open(rec.path) as raw:
-            img = ImageOps.exif_transpose(raw).convert("RGB")
         bw, bh = rec.bucket
+        w, h = rec.size  # already EXIF-transposed by scan_entry
         # Resize to cover the bucket, then crop the (small, for a matching bucket) excess.
-        scale = max(bw / img.width, bh / img.height)
-        rw, rh = max(bw, round(img.width * scale)), max(bh, round(img.height * scale))
-        img = img.resize((rw, rh), Image.Resampling.BICUBIC)
+        scale = max(bw / w, bh / h)
+        rw, rh = max(bw, round(w * scale)), max(bh, round(h * scale))
         if opt["crop"] == "random":
             left, top = rng.randint(0, rw - bw), rng.randint(0, rh - bh)
         else:
             left, top = (rw - bw) // 2, (rh - bh) // 2
-        img = img.crop((left, top, left + bw, top + bh))
-        flipped = opt["flip"] and rng.random() < 0.5
-        if flipped:
-            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
+        flipped = bool(opt["flip"]) and rng.random() < 0.5
         caption = rec.caption
         if opt["shuffle"]:
             caption = _shuffle_tags(caption, opt["keep"], rng)
         if opt["dropout"] > 0 and rng.random() < opt["dropout"]:
             caption = ""
+        source = self._sources.get(idx)
+        if source is None:  # the file's identity, looked up once per record and process
+            source = self._sources[idx] = f"{rec.path.resolve()}|{rec.path.stat().st_mtime_ns}"
+        key = f"{source}|{bw}x{bh}|{left},{top}|{int(flipped)}"
+        return ItemPlan(rec, (rw, rh), (left, top), flipped, caption, key)
+
+    def pixels(self, plan: ItemPlan) -> torch.Tensor:
+        """The item's image as a (3, h, w) tensor in [-1, 1]: decoded, resized, cropped, flipped."""
+        rec = plan.record
+        with Image.open(rec.path) as raw:
+            img = ImageOps.exif_transpose(raw).convert("RGB")
+        img = img.resize(plan.resized, Image.Resampling.BICUBIC)
+        (left, top), (bw, bh) = plan.crop_left_top, rec.bucket
+        img = img.crop((left, top, left + bw, top + bh))
+        if plan.flipped:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
+        return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+    def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
+        plan = self.plan(item)
+        rec = plan.record
+        # With a latent cache the cached distribution replaces the pixels: a hit never opens
+        # the image file. A miss (a torn cache file) falls back to pixels.
+        latent = self.latent_cache.get(plan.cache_key) if self.latent_cache is not None else None
+        left, top = plan.crop_left_top
+        bw, bh = rec.bucket
         return {
-            "pixel_values": torch.from_numpy(arr).permute(2, 0, 1).contiguous(),
-            "caption": caption,
+            "pixel_values": None if latent is not None else self.pixels(plan),
+            "latent": latent,
+            "caption": plan.caption,
             "original_size": (rec.size[1], rec.size[0]),  # (h, w) as SDXL expects
             "crop_top_left": (top, left),
             "target_size": (bh, bw),
-            "cache_key": f"{rec.path.resolve()}|{rec.path.stat().st_mtime_ns}|{bw}x{bh}|{left},{top}|{int(flipped)}",
+            "cache_key": plan.cache_key,
         }
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    pixels = [i["pixel_values"] for i in items]
     return {
-        "pixel_values": torch.stack([i["pixel_values"] for i in items]),
+        # Stacked when every item has pixels; otherwise per item, None where "latents" has it.
+        "pixel_values": torch.stack(pixels) if all(p is not None for p in pixels) else pixels,
+        "latents": [i["latent"] for i in items],
         "captions": [i["caption"] for i in items],
         "original_sizes": [i["original_size"] for i in items],
         "crop_top_lefts": [i["crop_top_left"] for i in items],
@@ -149,7 +191,40 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class BucketBatchSampler:
-    """Batches of one bucket each; order fixed by (seed, epoch); repeats expand the list."""
+    """Batches of one bucket each, dealt out to the processes of a run.
+
+    Contract, for every (seed, epoch) and any number of processes P:
+
+    - Every batch holds items of one bucket only, so it stacks into one tensor.
+    - Across the P processes, every image appears exactly `repeats` times per epoch (its
+      entry's repeats): nothing is dropped and nothing is padded in.
+    - Every process yields the same number of batches, `len(self)`, none of them empty, so
+      all processes run the same number of optimizer steps (DDP would hang otherwise).
+    - The epoch's batches are one global, seeded sequence; process r takes batches r, r+P,
+      r+2P, ... ("round" k = batches kP .. kP+P-1, one per process). Each item carries an
+      augmentation seed derived from (seed, epoch, global batch index, slot), so what an item
+      looks like depends on neither the process count, the data workers nor a resume.
+    - With one process the sequence is the plain one: each bucket's items shuffled and cut
+      into batches of `batch_size` (the last one of a bucket may be short), then the batches
+      shuffled.
+
+    With several processes the number of batches must be a multiple of P. When it is not,
+    the plan (which depends only on the bucket sizes, never on the shuffle, so `len()` is known
+    up front and equal on every process) changes the batch sizes, not the samples:
+
+    - preferably it splits the largest batches in two until the count is a multiple of P;
+      every batch then still holds at most `batch_size` items;
+    - when there are too few samples for that (e.g. batch size 1 and an odd number of samples
+      on 2 processes), it merges the two smallest batches of a bucket instead, fewer than P
+      times per epoch, so a few batches hold more than `batch_size` items (never more than
+      P x `batch_size`);
+    - when neither works (fewer samples than P times the rounds that the buckets need, e.g.
+      3 images in 3 buckets on 2 processes), it raises DatasetError saying what to change.
+
+    Batches of different sizes in one step are fine for DDP but weigh samples slightly
+    unevenly: each process averages the loss over its own batch and DDP then averages the
+    gradients over processes, so in such a step an item of a smaller batch counts more.
+    """
 
     def __init__(
         self,
@@ -158,39 +233,102 @@ class BucketBatchSampler:
         batch_size: int,
         seed: int,
         shuffle: bool,
+        num_processes: int = 1,
+        process_index: int = 0,
     ) -> None:
+        if not 0 <= process_index < num_processes:
+            raise ValueError(f"process_index {process_index} outside 0..{num_processes - 1}")
         self.batch_size = batch_size
         self.seed = seed
         self.shuffle = shuffle
+        self.num_processes = num_processes
+        self.process_index = process_index
         self.epoch = 0
         self.drop_last = False
         self._by_bucket: dict[tuple[int, int], list[int]] = {}
         for i, rec in enumerate(records):
             self._by_bucket.setdefault(rec.bucket, []).extend([i] * repeats[rec.entry])
-        self._len = sum(math.ceil(len(v) / batch_size) for v in self._by_bucket.values())
+        self._by_bucket = {b: v for b, v in sorted(self._by_bucket.items()) if v}
+        self._sizes = _plan_batch_sizes(
+            {b: len(v) for b, v in self._by_bucket.items()}, batch_size, num_processes
+        )
+        self._len = sum(len(s) for s in self._sizes.values()) // num_processes
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
+        """Batches per epoch for this process (the same on every process)."""
         return self._len
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+    def global_batches(self) -> list[list[tuple[int, int]]]:
+        """The epoch's batches of every process, in dealing order (batch b goes to process
+        b % num_processes); items are (record index, augmentation seed)."""
         rng = random.Random(f"{self.seed}:{self.epoch}")
         batches: list[list[int]] = []
-        for bucket in sorted(self._by_bucket):
-            idxs = list(self._by_bucket[bucket])
+        for bucket, members in self._by_bucket.items():
+            idxs = list(members)
             if self.shuffle:
                 rng.shuffle(idxs)
-            batches += [idxs[i : i + self.batch_size] for i in range(0, len(idxs), self.batch_size)]
+            start = 0
+            for size in self._sizes[bucket]:
+                batches.append(idxs[start : start + size])
+                start += size
         if self.shuffle:
             rng.shuffle(batches)
-        for b, batch in enumerate(batches):
-            # One augmentation seed per slot: independent of workers, processes and resume.
-            yield [
-                (idx, hash((self.seed, self.epoch, b, k)) & 0x7FFFFFFF)
-                for k, idx in enumerate(batch)
-            ]
+        # One augmentation seed per slot: independent of workers, processes and resume.
+        return [
+            [(idx, hash((self.seed, self.epoch, b, k)) & 0x7FFFFFFF) for k, idx in enumerate(batch)]
+            for b, batch in enumerate(batches)
+        ]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        yield from self.global_batches()[self.process_index :: self.num_processes]
+
+
+def _plan_batch_sizes(
+    counts: Mapping[tuple[int, int], int], batch_size: int, num_processes: int
+) -> dict[tuple[int, int], list[int]]:
+    """Batch sizes per bucket (in bucket order) whose total count is a multiple of
+    num_processes, each batch non-empty; see BucketBatchSampler for the rules."""
+    sizes = {
+        b: [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+        for b, n in counts.items()
+    }
+    p = num_processes
+    total_samples = sum(counts.values())
+    count = sum(len(s) for s in sizes.values())
+    target = math.ceil(count / p) * p
+    if target > total_samples:  # too few samples to split into that many batches
+        target = count // p * p
+        needed = math.ceil(len(sizes) / p) * p
+        if target < max(needed, p):
+            raise DatasetError(
+                f"{total_samples} samples per epoch (images x repeats) in {len(sizes)} "
+                f"aspect-ratio bucket(s) cannot be shared by {p} processes so that each gets a "
+                f"batch of one bucket at every step without repeating or dropping an image: "
+                f"raise repeats to reach at least {max(needed, p)} samples, use fewer "
+                "processes, or turn bucketing off"
+            )
+    while count < target:  # split the largest batch (the first one on ties)
+        bucket, i = max(
+            ((b, i) for b in sizes for i in range(len(sizes[b]))),
+            key=lambda bi: sizes[bi[0]][bi[1]],
+        )
+        s = sizes[bucket][i]
+        sizes[bucket][i : i + 1] = [s - s // 2, s // 2]
+        count += 1
+    while count > target:  # merge the two smallest batches of a bucket, smallest sum first
+        bucket = min(
+            (b for b in sizes if len(sizes[b]) > 1),
+            key=lambda b: sum(sorted(sizes[b])[:2]),
+        )
+        small = sorted(sizes[bucket])[:2]
+        for s in small:
+            sizes[bucket].remove(s)
+        sizes[bucket].append(sum(small))
+        count -= 1
+    return sizes
 
 
 @dataclass
@@ -207,8 +345,11 @@ def build_train_data(
     seed: int,
     shuffle: bool,
     warn: Callable[[str], None],
+    num_processes: int = 1,
+    process_index: int = 0,
 ) -> TrainData:
-    """Scan every enabled entry; raise DatasetError with one clear message if nothing is usable."""
+    """Scan every enabled entry; raise DatasetError with one clear message if nothing is usable
+    (or the samples cannot be dealt out to `num_processes`, see BucketBatchSampler)."""
     active = [e for e in entries if e["enabled"]]
     if not active:
         raise DatasetError("no dataset configured: add a dataset folder (or use model_family demo)")
@@ -217,5 +358,40 @@ def build_train_data(
         records += scan_entry(entry, i, resolution, warn)
     repeats = [int(e["repeats"]) for e in active]
     dataset = ImageCaptionDataset(records, active, resolution)
-    sampler = BucketBatchSampler(records, repeats, batch_size, seed, shuffle)
+    sampler = BucketBatchSampler(
+        records, repeats, batch_size, seed, shuffle, num_processes, process_index
+    )
     return TrainData(dataset, sampler, records)
+
+
+def make_dataloader(data: TrainData, accelerator: Any, num_workers: int, seed: int) -> Any:
+    """This process's training DataLoader, prepared by accelerate but not sharded again.
+
+    The sampler already yields only this process's batches; `accelerator.prepare` would wrap
+    it in accelerate's BatchSamplerShard, which deals those batches out a second time and pads
+    short rounds with items of other buckets. accelerate's `prepare_data_loader` with
+    num_processes=1 builds the loader one process gets from `prepare` (device placement, and
+    the end-of-epoch flag that gradient accumulation syncs on) and leaves the sampler alone.
+    """
+    from accelerate.data_loader import prepare_data_loader
+
+    loader = torch.utils.data.DataLoader(
+        data.dataset,
+        batch_sampler=data.sampler,
+        collate_fn=collate,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),  # keeps the global RNG untouched
+    )
+    return prepare_data_loader(
+        loader,
+        accelerator.device,
+        num_processes=1,
+        process_index=0,
+        put_on_device=accelerator.device_placement,
+        rng_types=list(accelerator.rng_types),
+        dispatch_batches=False,
+        non_blocking=accelerator.non_blocking,
+        use_seedable_sampler=accelerator.use_seedable_sampler,
+        data_seed=accelerator.dataloader_config.data_seed,
+        use_stateful_dataloader=accelerator.use_stateful_dataloader,
+    )

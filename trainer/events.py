@@ -7,6 +7,11 @@ the receiver is down for long, the oldest unsent events are dropped from the buf
 they stay in events.jsonl, from which the server fills gaps). A batch the server refuses
 with a 4xx answer (a malformed event, a wrong token) is final: retrying the same bytes cannot
 succeed, so it is logged and dropped while connection errors and 5xx answers are retried.
+
+A resumed run continues its sequence after the highest seq in events.jsonl and after the
+highest seq the server already has ($TUNERDECK_SEQ_AFTER, set by the server that launched
+this run, or `seq_after`): an event can reach the server and never the file (a crash between
+the two, a full disk), and a seq the server has seen would be dropped as a duplicate.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import os
 import sys
 import threading
 import time
@@ -42,6 +48,7 @@ class EventSink:
         flush_interval_s: float = 0.2,
         max_backoff_s: float = 10.0,
         request_timeout_s: float = 5.0,
+        seq_after: int | None = None,
     ) -> None:
         self.run_id = run_id
         self.enabled = enabled  # False on non-main processes: emit() is a no-op there
@@ -55,7 +62,8 @@ class EventSink:
         self._refusals_logged: set[int] = set()
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._seq = _last_seq(self.path)  # a resumed run continues the same sequence
+            # A resumed run continues the same sequence (see the module docstring).
+            self._seq = max(_last_seq(self.path), _seq_after(run_id, seq_after))
             self._file = self.path.open("a", encoding="utf-8")
             if self.path.stat().st_size and not _ends_with_newline(self.path):
                 self._file.write("\n")  # never glue an event onto a line torn by a crash
@@ -221,6 +229,19 @@ def _last_seq(path: Path) -> int:
             except (ValueError, KeyError, TypeError):
                 continue  # a torn last line after a crash
     return last
+
+
+def _seq_after(run_id: str, given: int | None) -> int:
+    """The server's highest seq for this run: `given`, else $TUNERDECK_SEQ_AFTER when the
+    environment is the one the server set up for this very run."""
+    if given is not None:
+        return max(0, given)
+    if os.environ.get("TUNERDECK_RUN_ID") != run_id:
+        return 0
+    try:
+        return max(0, int(os.environ.get("TUNERDECK_SEQ_AFTER", "0")))
+    except ValueError:
+        return 0
 
 
 def _ends_with_newline(path: Path) -> bool:

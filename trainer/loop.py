@@ -92,14 +92,14 @@ def _train(
     init_kwargs: dict[str, Any],
 ) -> None:
     import torch
-    import torch.nn.functional as F
     from accelerate.utils import set_seed
-    from diffusers.training_utils import EMAModel, cast_training_params, compute_snr
+    from diffusers.training_utils import EMAModel, cast_training_params
     from tqdm.auto import tqdm
 
     from trainer import checkpoints as ckpt
-    from trainer.caches import TensorCache
-    from trainer.data import build_train_data, collate
+    from trainer.caches import TensorCache, encode_latent_dist
+    from trainer.data import build_train_data, make_dataloader
+    from trainer.losses import training_loss
     from trainer.models import (
         add_lora,
         encode_tokens,
@@ -197,20 +197,20 @@ def _train(
         cfg["seed"],
         cfg["dataloader_shuffle"],
         warn=lambda msg: sink.log(msg, "warning"),
+        num_processes=accelerator.num_processes,
+        process_index=accelerator.process_index,
     )
-    loader_gen = torch.Generator().manual_seed(cfg["seed"])  # keeps the global RNG untouched
-    dataloader = torch.utils.data.DataLoader(
-        data.dataset,
-        batch_sampler=data.sampler,
-        collate_fn=collate,
-        num_workers=cfg["dataloader_num_workers"],
-        generator=loader_gen,
-    )
+    # Not passed to accelerator.prepare: the sampler deals each process its own batches.
+    dataloader = make_dataloader(data, accelerator, cfg["dataloader_num_workers"], cfg["seed"])
+    # Filled before step 1 (below); the namespace names what computes the entries, so a
+    # different model, VAE or dtype never reads them.
     latent_cache = text_cache = None
     if cfg["cache_latents"]:
-        latent_cache = TensorCache(run_dir / "cache" / "latents", f"{model_path}|vae")
+        vae_id = f"{model_path}|{cfg['pretrained_vae_model_name_or_path']}|vae|{vae.dtype}"
+        latent_cache = TensorCache(run_dir / "cache" / "latents", vae_id)
     if cfg["cache_text_embeddings"] and not train_te:
-        text_cache = TensorCache(run_dir / "cache" / "text", f"{model_path}|te")
+        te_id = f"{model_path}|te|{text_encoders[0].dtype}"
+        text_cache = TensorCache(run_dir / "cache" / "text", te_id)
 
     # ---- optimizer and schedule ------------------------------------------------------------
     grad_accum = cfg["gradient_accumulation_steps"]
@@ -223,7 +223,7 @@ def _train(
         for te in text_encoders:
             groups.append({"params": [p for p in te.parameters() if p.requires_grad], "lr": te_lr})
     optimizer = build_optimizer(cfg, groups, device.type)
-    per_epoch = math.ceil(math.ceil(len(data.sampler) / accelerator.num_processes) / grad_accum)
+    per_epoch = math.ceil(len(data.sampler) / grad_accum)  # len: this process's batches
     max_steps = cfg["max_train_steps"]
     if max_steps <= 0:
         max_steps = cfg["num_train_epochs"] * per_epoch
@@ -231,9 +231,9 @@ def _train(
     lr_scheduler = build_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes)
 
     # ---- accelerate prepare, checkpoint hooks, resume --------------------------------------
-    prepared = accelerator.prepare(*trained, optimizer, dataloader, lr_scheduler)
+    prepared = accelerator.prepare(*trained, optimizer, lr_scheduler)
     trained = list(prepared[: len(trained)])
-    optimizer, dataloader, lr_scheduler = prepared[len(trained) :]
+    optimizer, lr_scheduler = prepared[len(trained) :]
     unet = trained[0]
     if train_te:
         text_encoders = trained[1:]
@@ -249,26 +249,41 @@ def _train(
     first_epoch = global_step // per_epoch
     skip_batches = (global_step % per_epoch) * grad_accum
 
+    # ---- caches: complete before step 1, then the encoders they replace leave the device ---
+    if latent_cache is not None or text_cache is not None:
+        _fill_caches(
+            cfg,
+            accelerator,
+            sink,
+            models,
+            data,
+            latent_cache,
+            text_cache,
+            range(first_epoch, num_epochs),
+        )
+
     # ---- helpers used by the loop ----------------------------------------------------------
     def encode_images(batch: dict[str, Any]) -> torch.Tensor:
-        pixels = batch["pixel_values"]
         if latent_cache is None:
             with torch.no_grad():
-                dist = vae.encode(pixels.to(device, dtype=vae.dtype)).latent_dist
+                dist = vae.encode(batch["pixel_values"].to(device, dtype=vae.dtype)).latent_dist
             mean, std = dist.mean, dist.std
         else:
             means, stds = [], []
-            for i, key in enumerate(batch["cache_keys"]):
-                hit = latent_cache.get(key)
-                if hit is None:
-                    with torch.no_grad():
-                        d = vae.encode(pixels[i : i + 1].to(device, dtype=vae.dtype)).latent_dist
-                    hit = {"mean": d.mean[0], "std": d.std[0]}
+            for key, hit, px in zip(
+                batch["cache_keys"], batch["latents"], batch["pixel_values"], strict=True
+            ):
+                if hit is None:  # a cache file torn or deleted since the fill: encode it again
+                    m, s = encode_latent_dist(vae, px[None])
+                    hit = {"mean": m[0], "std": s[0]}
                     latent_cache.put(key, hit)
                 means.append(hit["mean"].to(device))
                 stds.append(hit["std"].to(device))
             mean, std = torch.stack(means), torch.stack(stds)
-        # Sample here (not inside the VAE) so cached and uncached runs draw the same noise.
+        # Sample here (not inside the VAE) so cached and uncached runs draw the same noise;
+        # contiguous because randn_like follows the memory layout, and the VAE can return
+        # channels-last views where the cache returns plain tensors.
+        mean, std = mean.contiguous(), std.contiguous()
         latents = mean + std * torch.randn_like(mean)
         return (latents * vae.config.scaling_factor).to(weight_dtype)
 
@@ -282,7 +297,7 @@ def _train(
         embeds, pooled = [], []
         for caption in captions:
             hit = text_cache.get(caption)
-            if hit is None:
+            if hit is None:  # a cache file torn or deleted since the fill: encode it again
                 with torch.no_grad():
                     e, p = encode_tokens(text_encoders, tokenize(models, [caption]), sdxl)
                 hit = {"embeds": e[0]} | ({"pooled": p[0]} if p is not None else {})
@@ -294,22 +309,18 @@ def _train(
 
     def loss_fn(pred: torch.Tensor, target: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         kind = cfg["loss_type"]
-        if kind == "l2":
-            per = F.mse_loss(pred.float(), target.float(), reduction="none")
-        elif kind == "huber":
-            per = F.huber_loss(pred.float(), target.float(), reduction="none", delta=cfg["huber_c"])
-        else:
-            per = F.smooth_l1_loss(
-                pred.float(), target.float(), reduction="none", beta=cfg["huber_c"]
-            )
-        per = per.mean(dim=list(range(1, per.ndim)))
-        gamma = cfg["snr_gamma"]
-        if gamma > 0:  # min-SNR weighting (Hang et al. 2023)
-            snr = compute_snr(noise_scheduler, timesteps)
-            weights = torch.stack([snr, gamma * torch.ones_like(snr)], dim=1).min(dim=1)[0]
-            weights = weights / (snr + 1) if prediction_type == "v_prediction" else weights / snr
-            per = per * weights
-        return per.mean()
+        huber = kind in ("huber", "smooth_l1")
+        return training_loss(
+            pred,
+            target,
+            timesteps,
+            loss_type=kind,
+            huber_schedule=cfg["huber_schedule"] if huber else "constant",
+            huber_c=cfg["huber_c"] if huber else 0.0,
+            snr_gamma=cfg["snr_gamma"],
+            prediction_type=prediction_type,
+            noise_scheduler=noise_scheduler,
+        )
 
     def save_checkpoint(step: int) -> None:
         tmp = ckpt.temp_path(run_dir, step)
@@ -354,6 +365,7 @@ def _train(
     t_min = cfg["min_timestep"]
     t_max = min(cfg["max_timestep"], noise_scheduler.config.num_train_timesteps)
     max_grad_norm = cfg["max_grad_norm"]
+    clip_params = [p for g in optimizer.param_groups for p in g["params"]]  # fixed: list once
     use_orig_size = cfg["sdxl_original_size_conditioning"] if models.is_sdxl else True
     use_crop = cfg["sdxl_crop_conditioning"] if models.is_sdxl else True
     if validation_steps > 0 and cfg["validation_at_start"] and global_step == 0:
@@ -420,8 +432,7 @@ def _train(
                 step_loss += loss.detach() / grad_accum
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and max_grad_norm > 0:
-                    params = [p for g in optimizer.param_groups for p in g["params"]]
-                    accelerator.clip_grad_norm_(params, max_grad_norm)
+                    accelerator.clip_grad_norm_(clip_params, max_grad_norm)
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -490,6 +501,63 @@ def _train(
         sink.log(f"final weights written to {weights_dir}")
     accelerator.end_training()
     sink.lifecycle("completed", f"trained {global_step} steps")
+
+
+def _fill_caches(
+    cfg: RunConfig,
+    accelerator: Any,
+    sink: EventSink,
+    models: Any,
+    data: Any,
+    latent_cache: Any,
+    text_cache: Any,
+    epochs: range,
+) -> None:
+    """Fill the caches with every variant the remaining epochs will use (the sampler's random
+    decisions replayed without decoding images; each process fills its own batches' items);
+    then move the VAE and/or the frozen text encoders to the CPU (validation borrows them
+    back)."""
+    import torch
+
+    from trainer.caches import (
+        ThrottledProgress,
+        fill_latent_cache,
+        fill_text_cache,
+        planned_items,
+    )
+    from trainer.models import encode_tokens, tokenize
+
+    def epoch_batches(epoch: int) -> Any:
+        data.sampler.set_epoch(epoch)
+        return iter(data.sampler)
+
+    plans = planned_items(data.dataset, epoch_batches, epochs)
+    batch = max(1, cfg["train_batch_size"])
+    share = " (this process's share)" if accelerator.num_processes > 1 else ""
+
+    def encode_text(captions: list[str]) -> Any:
+        return encode_tokens(models.text_encoders, tokenize(models, captions), models.is_sdxl)
+
+    if latent_cache is not None:
+        log = ThrottledProgress(lambda d, t: sink.log(f"caching latents {d}/{t}{share}"))
+        fill_latent_cache(latent_cache, plans, data.dataset.pixels, models.vae, batch, log)
+    if text_cache is not None:
+        log = ThrottledProgress(lambda d, t: sink.log(f"caching text embeddings {d}/{t}{share}"))
+        captions = [p.caption for p in plans]
+        fill_text_cache(text_cache, captions, encode_text, max(batch, 16), log)
+    accelerator.wait_for_everyone()
+    moved = []
+    if latent_cache is not None:
+        data.dataset.latent_cache = latent_cache  # training reads latents, never pixels
+        models.vae.to("cpu")
+        moved.append(f"VAE on {next(models.vae.parameters()).device}")
+    if text_cache is not None:
+        for te in models.text_encoders:
+            te.to("cpu")
+        moved.append(f"text encoders on {next(models.text_encoders[0].parameters()).device}")
+    if accelerator.device.type == "cuda":
+        torch.cuda.empty_cache()
+    sink.log(f"caches complete ({len(plans)} item variants); {', '.join(moved)}")
 
 
 def _multi_process_without_gpu() -> bool:

@@ -14,6 +14,37 @@ TEXT_ENCODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 LORA_INIT = {"default": True, "gaussian": "gaussian", "pissa": "pissa"}
 
 
+@dataclass(frozen=True)
+class TextEncoderUse:
+    """Which outputs of one text encoder a family feeds to the UNet: the prompt embeddings
+    come from the final hidden state (skip_last=0, after the final layer norm) or from the
+    hidden state `skip_last` layers before it; `pooled` means its pooled, final-layer output
+    is used too. encode_tokens reads these, and add_lora puts adapters only on the layers
+    that reach the loss (an adapter on an unused layer gets no gradient: DDP refuses it,
+    and it would be saved untrained)."""
+
+    skip_last: int = 0
+    pooled: bool = False
+
+    def layers_reaching_loss(self, num_layers: int) -> list[int]:
+        if self.pooled or self.skip_last == 0:
+            return list(range(num_layers))
+        return list(range(num_layers - self.skip_last))
+
+
+# Per family, one entry per text encoder; families not listed use DEFAULT_TEXT_ENCODER_USE.
+TEXT_ENCODER_USE: dict[str, tuple[TextEncoderUse, ...]] = {
+    # The SDXL pipeline: penultimate hidden states of both encoders, and the projected pooled
+    # output of the second.
+    "sdxl": (TextEncoderUse(skip_last=1), TextEncoderUse(skip_last=1, pooled=True)),
+}
+DEFAULT_TEXT_ENCODER_USE = (TextEncoderUse(),)
+
+
+def text_encoder_use(family: str) -> tuple[TextEncoderUse, ...]:
+    return TEXT_ENCODER_USE.get(family, DEFAULT_TEXT_ENCODER_USE)
+
+
 @dataclass
 class Models:
     family: str
@@ -24,6 +55,12 @@ class Models:
     tokenizers: list[Any]
     text_encoders: list[Any]
     load_kwargs: dict[str, Any] = field(default_factory=dict)
+    # The base model's own scheduler (class and config of its scheduler/ folder): what a
+    # saved full model carries; training uses noise_scheduler (DDPM over the same config).
+    inference_scheduler: Any = None
+    # PiSSA only: the adapters' initial tensors (unet, then text encoders), needed to turn
+    # the trained adapters into plain LoRAs for the original base weights (weights.py).
+    initial_adapters: list[dict[str, torch.Tensor]] | None = None
 
     @property
     def is_sdxl(self) -> bool:
@@ -56,18 +93,33 @@ class Models:
 
 
 def _from_pretrained(cls: Any, path: str, kwargs: dict[str, Any], **extra: Any) -> Any:
+    return _local_first(cls.from_pretrained, path, kwargs, **extra)
+
+
+def _local_first(load: Any, path: str, kwargs: dict[str, Any], **extra: Any) -> Any:
     """Local folders load directly; a hub id is tried from the local cache first, so
     nothing is downloaded when the files are already there (or there is no network)."""
     if Path(path).expanduser().is_dir():
-        return cls.from_pretrained(str(Path(path).expanduser()), **kwargs, **extra)
+        return load(str(Path(path).expanduser()), **kwargs, **extra)
     try:
-        return cls.from_pretrained(path, local_files_only=True, **kwargs, **extra)
+        return load(path, local_files_only=True, **kwargs, **extra)
     except OSError:
-        return cls.from_pretrained(path, **kwargs, **extra)
+        return load(path, **kwargs, **extra)
+
+
+def _schedulers(path: str, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """(DDPM scheduler for training, the base model's own scheduler) from one config."""
+    import diffusers
+
+    config = _local_first(diffusers.DDPMScheduler.load_config, path, kwargs, subfolder="scheduler")
+    own = getattr(diffusers, str(config.get("_class_name", "")), None)
+    if not (isinstance(own, type) and issubclass(own, diffusers.SchedulerMixin)):
+        own = diffusers.DDPMScheduler  # not a diffusers scheduler: keep the training one
+    return diffusers.DDPMScheduler.from_config(config), own.from_config(config)
 
 
 def load_models(cfg: Mapping[str, Any], model_path: str) -> Models:
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     family = cfg["model_family"]
@@ -78,7 +130,7 @@ def load_models(cfg: Mapping[str, Any], model_path: str) -> Models:
         if cfg["variant"]:
             kw["variant"] = cfg["variant"]
     tok_kw = {k: v for k, v in kw.items() if k == "revision"}
-    noise_scheduler = _from_pretrained(DDPMScheduler, model_path, tok_kw, subfolder="scheduler")
+    noise_scheduler, inference_scheduler = _schedulers(model_path, tok_kw)
     tokenizers = [_from_pretrained(CLIPTokenizer, model_path, tok_kw, subfolder="tokenizer")]
     text_encoders = [_from_pretrained(CLIPTextModel, model_path, kw, subfolder="text_encoder")]
     if family == "sdxl":
@@ -96,14 +148,20 @@ def load_models(cfg: Mapping[str, Any], model_path: str) -> Models:
     else:
         vae = _from_pretrained(AutoencoderKL, model_path, kw, subfolder="vae")
     unet = _from_pretrained(UNet2DConditionModel, model_path, kw, subfolder="unet")
-    return Models(family, model_path, unet, vae, noise_scheduler, tokenizers, text_encoders, kw)
+    models = Models(family, model_path, unet, vae, noise_scheduler, tokenizers, text_encoders, kw)
+    models.inference_scheduler = inference_scheduler
+    return models
 
 
 def add_lora(models: Models, cfg: Mapping[str, Any]) -> None:
-    """peft adapters on the UNet and, if asked, on the text encoder(s)."""
+    """peft adapters on the UNet and, if asked, on the text encoder(s). With PiSSA the
+    adapters' initial tensors are kept in models.initial_adapters (the base weights change)."""
     from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
 
     rank, alpha = cfg["lora_rank"], cfg["lora_alpha"]
+    if cfg["lora_init"] == "pissa":
+        _check_pissa_targets(models.unet, cfg["lora_target_modules"])
     common = {
         "init_lora_weights": LORA_INIT[cfg["lora_init"]],
         "lora_dropout": cfg["lora_dropout"],
@@ -115,17 +173,49 @@ def add_lora(models: Models, cfg: Mapping[str, Any]) -> None:
             r=rank, lora_alpha=alpha, target_modules=list(cfg["lora_target_modules"]), **common
         )
     )
+    adapted = [models.unet]
     if cfg["train_text_encoder"]:
         te_rank = cfg["text_encoder_lora_rank"]
-        # Keep the same alpha/rank scale as the UNet adapter.
-        te_cfg = LoraConfig(
-            r=te_rank,
-            lora_alpha=alpha * te_rank / rank,
-            target_modules=TEXT_ENCODER_LORA_TARGETS,
-            **common,
-        )
-        for te in models.text_encoders:
+        # The same scale as the UNet adapter: alpha/r, or alpha/sqrt(r) with rsLoRA.
+        ratio = te_rank / rank
+        te_alpha = alpha * (ratio**0.5 if cfg["use_rslora"] else ratio)
+        uses = text_encoder_use(models.family)
+        for te, use in zip(models.text_encoders, uses, strict=True):
+            n = te.config.num_hidden_layers
+            layers = use.layers_reaching_loss(n)
+            te_cfg = LoraConfig(
+                r=te_rank,
+                lora_alpha=te_alpha,
+                target_modules=TEXT_ENCODER_LORA_TARGETS,
+                layers_to_transform=None if len(layers) == n else layers,
+                layers_pattern=None if len(layers) == n else "layers",
+                **common,
+            )
             _add_text_encoder_adapter(te, te_cfg)
+            adapted.append(te)
+    if cfg["lora_init"] == "pissa":
+        models.initial_adapters = [
+            {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(m).items()}
+            for m in adapted
+        ]
+
+
+def _check_pissa_targets(unet: Any, targets: Sequence[str]) -> None:
+    """peft's PiSSA init decomposes linear weights only (a convolution fails deep inside peft);
+    which targets are convolutions depends on the model (SD 1.x's proj_in/proj_out are)."""
+    conv = sorted(
+        {
+            t
+            for name, module in unet.named_modules()
+            for t in targets
+            if (name == t or name.endswith(f".{t}")) and not isinstance(module, torch.nn.Linear)
+        }
+    )
+    if conv:
+        raise ValueError(
+            f"lora_init=pissa works on linear layers only, and lora_target_modules {conv} "
+            "are convolutions in this model: remove them or choose another lora_init"
+        )
 
 
 def _add_text_encoder_adapter(te: Any, config: Any) -> None:
@@ -153,16 +243,16 @@ def tokenize(models: Models, captions: Sequence[str]) -> list[torch.Tensor]:
 def encode_tokens(
     text_encoders: Sequence[Any], ids: Sequence[torch.Tensor], sdxl: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(prompt embeds, pooled embeds or None). SDXL: penultimate hidden states of both
-    encoders concatenated, pooled projection of the second (as the SDXL pipeline does)."""
-    if not sdxl:
-        device = next(text_encoders[0].parameters()).device
-        return text_encoders[0](ids[0].to(device), return_dict=False)[0], None
+    """(prompt embeds, pooled embeds or None), taken as TEXT_ENCODER_USE says: SDXL
+    concatenates the penultimate hidden states of both encoders and uses the projected
+    pooled output of the second (as the SDXL pipeline does)."""
+    uses = text_encoder_use("sdxl" if sdxl else "")
     hidden, pooled = [], None
-    for te, t in zip(text_encoders, ids, strict=True):
-        out = te(t.to(next(te.parameters()).device), output_hidden_states=True)
-        hidden.append(out.hidden_states[-2])
-        pooled = out[0]  # the last encoder's projected pooled output
+    for te, t, use in zip(text_encoders, ids, uses, strict=True):
+        out = te(t.to(next(te.parameters()).device), output_hidden_states=use.skip_last > 0)
+        hidden.append(out.hidden_states[-1 - use.skip_last] if use.skip_last else out[0])
+        if use.pooled:
+            pooled = out[0]  # CLIPTextModelWithProjection: the projected pooled output
     return torch.cat(hidden, dim=-1), pooled
 
 

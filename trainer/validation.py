@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,22 @@ SCHEDULERS = {
 
 def validation_prompts(cfg: Mapping[str, Any]) -> list[str]:
     return [p.strip() for p in str(cfg["validation_prompt"]).splitlines() if p.strip()]
+
+
+@contextlib.contextmanager
+def on_device(modules: Sequence[Any], device: torch.device) -> Iterator[None]:
+    """Bring modules waiting elsewhere (the VAE / text encoders a cache sent to the CPU) to
+    `device` for the pipeline, which runs every part on one device; send them back after."""
+    away = [(m, p.device) for m in modules if (p := next(m.parameters())).device != device]
+    for m, _ in away:
+        m.to(device)
+    try:
+        yield
+    finally:
+        for m, where in away:
+            m.to(where)
+        if away and device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 def run_validation(
@@ -57,7 +74,11 @@ def run_validation(
     negative = cfg["validation_negative_prompt"] or None
     was_training = unet.training
     unet.eval()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    parts = [models.vae, *text_encoders]
+    with (
+        on_device(parts, device),
+        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+    ):
         generator = torch.Generator(device=device).manual_seed(cfg["validation_seed"])
         autocast = torch.autocast(
             device.type, dtype=weight_dtype, enabled=weight_dtype != torch.float32

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from nicegui import ui
 
+from app.pages.client_limits import evict_unconnected
 from app.services.container import Services
 
 # (path, label, icon) of the pages in the navigation; other parts append theirs.
@@ -50,6 +51,7 @@ def apply_theme(dark: ui.dark_mode, theme: str) -> None:
 
 def page_frame(services: Services, current: str) -> Frame:
     """Lay out the shared header; returns slots the page fills (config controls, buttons)."""
+    evict_unconnected(current=ui.context.client)  # bounded memory under plain page loads
     prefs = services.prefs.prefs
     dark = ui.dark_mode(_THEMES.get(prefs.theme))
     ui.add_head_html(_CSS + _BEFOREUNLOAD_JS)
@@ -90,7 +92,7 @@ def _trainer_server_banner(services: Services) -> None:
         message.set_text(text)
 
     show(run_service.reachable, run_service.status_message)
-    ui.context.client.on_disconnect(on_status(show))
+    ui.context.client.on_delete(on_status(show))
 
 
 def set_dirty_flag(dirty: bool) -> None:

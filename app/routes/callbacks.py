@@ -2,6 +2,7 @@
 
 Body: {"run_id": ID, "events": [...]} (or a bare list of events). Each event is checked on its
 own: malformed ones are refused (422, listed with the reason, logged); the valid rest is kept.
+An unknown run and a wrong token get the same 401, so the route tells nobody which run ids exist.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ async def callbacks(request: Request) -> JSONResponse:
         return _error(503, "This server supervises no runs.")
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         return _error(400, 'The body must be JSON: {"run_id": ID, "events": [...]}.')
     events = body.get("events") if isinstance(body, dict) else body
     if not isinstance(events, list):
@@ -43,16 +44,20 @@ async def callbacks(request: Request) -> JSONResponse:
     run_id = body.get("run_id") if isinstance(body, dict) else None
     if run_id is None and events and isinstance(events[0], dict):
         run_id = events[0].get("run_id")
-    if not isinstance(run_id, str) or not service.known(run_id):
-        log.warning("callback for unknown run %r refused", run_id)
-        return _error(404, f"Unknown run {run_id!r}: this server did not start it.")
+    known = isinstance(run_id, str) and service.known(run_id)
     token = request.headers.get("authorization", "")
-    expected = service.token_of(run_id) or ""
-    if not (
-        token.startswith("Bearer ") and expected and secrets.compare_digest(token[7:], expected)
-    ):
-        log.warning("callback for run %s with a wrong or missing token refused", run_id)
-        return _error(401, "Missing or wrong bearer token for this run.")
+    expected = (service.token_of(run_id) if known else None) or ""
+    # Compared even for an unknown run, so the answer's timing says nothing either.
+    token_ok = secrets.compare_digest(
+        token[7:].encode() if token.startswith("Bearer ") else b"", (expected or "-").encode()
+    )
+    if not (known and expected and token_ok):
+        log.warning("callback for run %r refused: unknown run or wrong or missing token", run_id)
+        return _error(
+            401,
+            "Unknown run, or a missing or wrong bearer token for it: this server did not "
+            "start that run with that token.",
+        )
 
     accepted = duplicates = 0
     rejected: list[dict[str, Any]] = []

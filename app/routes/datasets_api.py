@@ -46,9 +46,13 @@ def _image_path(service: DatasetService, path: str) -> Path:
     except OutsideRootError as exc:
         raise HTTPException(status_code=403, detail=str(exc)) from exc
     if image.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise HTTPException(status_code=404, detail=f"{image.name} is not an image file")
-    if not image.is_file():
-        raise HTTPException(status_code=404, detail=f"{image.name} does not exist")
+        raise HTTPException(status_code=404, detail=f"{image.name[:200]} is not an image file")
+    try:
+        found = image.is_file()
+    except OSError:  # e.g. a name too long for the file system
+        found = False
+    if not found:
+        raise HTTPException(status_code=404, detail=f"{image.name[:200]} does not exist")
     return image
 
 

@@ -40,6 +40,10 @@ PING_S: float = 15.0  # heartbeat comment interval: keeps proxies from closing i
 SEND_TIMEOUT_S: float = 60.0  # a client whose socket accepts nothing for this long is dropped
 ORDER_WINDOW: int = 100_000  # published events whose order is kept for exact resumes
 LINES_QUEUE: int = 2000  # output lines a stream may hold unsent before it is cut off
+# Events a stream may hold unsent before it is cut off (it reconnects with Last-Event-ID and
+# catches up from events.jsonl): a client that stops reading holds at most this many until
+# the send timeout drops it, instead of the bus's whole queue.
+EVENTS_QUEUE: int = 1000
 
 
 def _sources() -> tuple[RunService, EventBus]:
@@ -182,7 +186,7 @@ async def run_stream(request: Request, run_id: str, after: int | None = None) ->
     start = header if header is not None else max(after or 0, 0)
 
     async def content() -> AsyncIterator[ServerSentEvent]:
-        sub = bus.subscribe(run_id)  # before the catch-up: no gap
+        sub = bus.subscribe(run_id, maxsize=EVENTS_QUEUE)  # before the catch-up: no gap
         sent = _Sent()
         sent.start(run_id, start)
         try:
@@ -308,7 +312,7 @@ async def all_events_stream(request: Request, after: str | None = None, logs: bo
 
     async def content() -> AsyncIterator[ServerSentEvent]:
         publish_order(bus)  # from now on the events this client gets have a known order
-        sub = bus.subscribe(None)
+        sub = bus.subscribe(None, maxsize=EVENTS_QUEUE)
         lines = _Lines(bus, sub) if logs else None
         sent = _Sent()
         try:

@@ -50,6 +50,10 @@ def import_text(text: str, filename: str) -> dict[str, Any]:
         return parse_config_text(text, fmt)
     except ConfigFileError as exc:
         raise ConfigFileError([f"{filename}: {e}" for e in exc.errors]) from exc
+    except RecursionError:  # the parsers recurse per nesting level
+        raise ConfigFileError(
+            [f"{filename}: nested too deeply to be a config (tables or lists inside each other)"]
+        ) from None
 
 
 def export_text(config: dict[str, Any], fmt: Format) -> str:

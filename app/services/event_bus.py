@@ -167,9 +167,12 @@ class EventBus:
         tracker = self._seqs.get(run_id)
         return tracker.missing() if tracker else []
 
-    def subscribe(self, run_id: str | None = None, after: int | None = None) -> Subscription:
-        """Events from now on; with `after`, first the tail's events with seq > after."""
-        sub = Subscription(self, run_id, self.queue_size)
+    def subscribe(
+        self, run_id: str | None = None, after: int | None = None, maxsize: int | None = None
+    ) -> Subscription:
+        """Events from now on; with `after`, first the tail's events with seq > after.
+        `maxsize` (default: the bus's queue_size) is how far behind it may fall."""
+        sub = Subscription(self, run_id, min(maxsize or self.queue_size, self.queue_size))
         if after is not None:
             runs = [run_id] if run_id is not None else list(self._tails)
             for rid in runs:

@@ -16,6 +16,8 @@ OPTIONAL_PACKAGES = (
     "lion_pytorch",
     "wandb",
     "tensorboard",
+    "torchao",  # fp8 mixed precision (either this or transformer_engine)
+    "transformer_engine",
 )
 
 

@@ -2,17 +2,33 @@
 
 The file follower is what makes the record complete: callbacks are the fast path, but events
 a callback lost (server restarted, sender buffer full) are read back from the file here.
+
+Output lines are cut at MAX_LINE_CHARS: a trainer that prints megabytes without a newline
+(a progress bar gone wrong, a dumped tensor) must not grow the server's memory with it. The
+rest of such a line is skipped up to its newline; the file itself keeps everything.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from app.services.events import EVENTS_FILE, Event, event_line, iter_event_lines
 from app.services.run_launch import LOG_FILE
+
+MAX_LINE_CHARS = 4000
+_CUT = " … [line cut: longer than {} characters; trainer.log has it whole]"
+_LINE_END = re.compile(rb"[\r\n]")
+
+
+def clip_line(text: str) -> str:
+    """`text`, cut at MAX_LINE_CHARS with a note saying so."""
+    if len(text) <= MAX_LINE_CHARS:
+        return text
+    return text[:MAX_LINE_CHARS] + _CUT.format(MAX_LINE_CHARS)
 
 
 class RunFollower:
@@ -23,6 +39,7 @@ class RunFollower:
         self.events_offset = 0
         self.log_offset = 0
         self._partial = b""
+        self._skipping = False  # inside an over-long line already shown cut
 
     def poll_events(self, known: Callable[[str, int], bool] | None = None) -> list[Event]:
         """New events of the file; `known(run_id, seq)` skips ones already delivered."""
@@ -50,14 +67,23 @@ class RunFollower:
         if not chunk:
             return []
         self.log_offset += len(chunk)
-        data = self._partial + chunk
-        cut = max(data.rfind(b"\n"), data.rfind(b"\r"))
-        if cut < 0:
-            self._partial = data
-            return []
-        self._partial = data[cut + 1 :]
-        text = data[: cut + 1].decode("utf-8", "replace").replace("\r", "\n")
-        return [line for line in text.split("\n") if line.strip()]
+        *complete, partial = _LINE_END.split(self._partial + chunk)
+        lines: list[str] = []
+        for raw in complete:
+            if self._skipping:  # the newline that ends an over-long line
+                self._skipping = False
+                continue
+            line = raw.decode("utf-8", "replace")
+            if line.strip():
+                lines.append(clip_line(line))
+        if self._skipping:
+            partial = b""
+        elif len(partial) > 4 * MAX_LINE_CHARS:  # 4: the most bytes a character takes
+            lines.append(clip_line(partial[: 4 * MAX_LINE_CHARS].decode("utf-8", "replace")))
+            partial = b""
+            self._skipping = True
+        self._partial = partial
+        return lines
 
     def skip_log_to_end(self) -> None:
         try:

@@ -89,7 +89,11 @@ def trainer_command(effective: dict[str, Any], run_dir: Path, *, resume: bool) -
     return [sys.executable, *tail]
 
 
-def trainer_env(run_id: str, token: str, callback_url: str | None) -> dict[str, str]:
+def trainer_env(
+    run_id: str, token: str, callback_url: str | None, *, seq_after: int = 0
+) -> dict[str, str]:
+    """The trainer's environment: its run id, callback URL and token, and the highest event
+    seq the server already has for the run (the trainer's EventSink numbers after it)."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(
@@ -97,6 +101,7 @@ def trainer_env(run_id: str, token: str, callback_url: str | None) -> dict[str, 
     )
     env["TUNERDECK_RUN_ID"] = run_id
     env["TUNERDECK_CALLBACK_TOKEN"] = token
+    env["TUNERDECK_SEQ_AFTER"] = str(max(0, int(seq_after)))
     if callback_url:
         env["TUNERDECK_CALLBACK_URL"] = callback_url
     else:

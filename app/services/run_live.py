@@ -11,6 +11,7 @@ from typing import Any
 
 from app.services.event_bus import LogLine
 from app.services.events import Event
+from app.services.run_follow import clip_line
 from app.services.run_service import CheckpointInfo, ProgressPoint, ValidationStep
 from state.run_records import RunRecord
 
@@ -187,4 +188,4 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
             text = handle.read().decode("utf-8", "replace")
     except OSError:
         return []
-    return [line for line in text.splitlines() if line.strip()][-lines:]
+    return [clip_line(line) for line in text.splitlines() if line.strip()][-lines:]

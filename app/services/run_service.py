@@ -97,6 +97,8 @@ class RunFile:
 def file_in_run(run_dir: str | Path, relative: str, run_id: str) -> Path:
     """`relative` inside `run_dir`, resolved; RunError 404 if it is outside or not a file."""
     missing = RunError(f"No file {relative!r} in run {run_id}.", 404)
+    if not str(run_dir):  # a damaged run whose folder is unknown: never the working dir
+        raise missing
     try:
         root = Path(run_dir).resolve()
         target = (root / relative).resolve()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -37,11 +38,13 @@ from app.services.run_launch import (
     trainer_env,
 )
 from app.services.run_live import RunLive, checkpoints_on_disk, has_checkpoint, log_tail
+from app.services.run_rebuild import rebuild_record
 from app.services.run_service import RunDetail, RunError, RunFile, RunInfo, file_in_run
 from registry.config_io import ConfigFileError, save_config_file
 from registry.evaluator import PlatformContext
 from registry.validation import validate_config
 from state.config_store import ConfigStore, ConfigStoreError
+from state.paths import default_datasets_root, default_output_root
 from state.run_records import ACTIVE_STATES, FINAL_STATES, RunRecord, RunRecordStore
 from state.web_ui_state import WebUIStateStore
 
@@ -112,8 +115,14 @@ class LocalRunService:
         async with self._start_lock:
             if self._started:
                 return
-            for record in self.records.load_all():
+            records, unreadable = self.records.scan()
+            for record in records:
                 self._runs[record.id] = RunLive(record)
+            for run_id, reason in unreadable.items():
+                self.records.set_aside(run_id)
+                record = rebuild_record(run_id, reason, self._output_roots())
+                self._runs[run_id] = RunLive(record)
+                self._save(self._runs[run_id])
             for live in list(self._runs.values()):
                 if live.record.state in ACTIVE_STATES:
                     self._reattach(live)
@@ -188,7 +197,7 @@ class LocalRunService:
 
     def _load(self, live: RunLive, *, publish: bool) -> None:
         """Read a run's events.jsonl in: published (live runs) or only folded (history)."""
-        if live.loaded:
+        if live.loaded or not live.record.run_dir:  # (a damaged run with no folder: nothing)
             return
         if publish and self.bus.last_seq(live.record.id) > 0:
             # Resuming a run whose history was let go: the bus has seen those events, so fold
@@ -240,7 +249,14 @@ class LocalRunService:
                     stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True,  # its own process group: a stop reaches every child
                     cwd=str(PROJECT_ROOT),
-                    env=trainer_env(rec.id, rec.token, self._callback_url()),
+                    env=trainer_env(
+                        rec.id,
+                        rec.token,
+                        self._callback_url(),
+                        # A resumed trainer numbers its events after every one the server
+                        # has (some may never have reached events.jsonl: a crash, a full disk).
+                        seq_after=max(self.bus.last_seq(rec.id), rec.last_seq),
+                    ),
                 )
         except OSError as exc:
             rec.state = "failed"
@@ -402,9 +418,26 @@ class LocalRunService:
         return live
 
     def _info(self, live: RunLive) -> RunInfo:
+        """What the API shows of a run; a record that cannot be shown is listed as damaged
+        with the reason (never an error for the whole listing)."""
+        try:
+            return self._info_of(live)
+        except Exception as exc:
+            rec = live.record
+            log.warning("run %s cannot be shown: %s", rec.id, exc)
+            return RunInfo(
+                id=str(rec.id),
+                state="damaged",
+                run_dir=str(rec.run_dir),
+                created_at=rec.created_at if isinstance(rec.created_at, float) else 0.0,
+                message=f"Damaged: this run's record cannot be shown ({str(exc)[:300]}); "
+                f"its folder is {rec.run_dir}.",
+            )
+
+    def _info_of(self, live: RunLive) -> RunInfo:
         rec = live.record
         queued = [q.record.id for q in self._queued()]
-        has_ckpt = has_checkpoint(Path(rec.run_dir))
+        has_ckpt = bool(rec.run_dir) and has_checkpoint(Path(rec.run_dir))
         end = rec.ended_at if rec.state not in ACTIVE_STATES else time.time()
         return RunInfo(
             id=rec.id,
@@ -451,7 +484,9 @@ class LocalRunService:
             run=self._info(live),
             progress=live.progress.models() if include_progress else [],
             validations=live.validation_steps(),
-            checkpoints=checkpoints_on_disk(Path(live.record.run_dir)),
+            checkpoints=checkpoints_on_disk(Path(live.record.run_dir))
+            if live.record.run_dir
+            else [],
             logs=list(live.logs)[-500:],
         )
 
@@ -470,16 +505,25 @@ class LocalRunService:
             )
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         # Each run gets its own folder: inside an output folder the person set (a relative one
-        # lies inside the output root of the preferences), else in the output root.
-        root = Path(self.prefs.prefs.output_root).expanduser()
-        run_dir = root / Path(str(raw.get("output_dir") or "")).expanduser() / run_id
+        # lies inside the output root of the preferences), else in the output root. Neither
+        # it nor a dataset folder may lie outside the roots of the preferences.
+        run_dir = self._confined_output(raw.get("output_dir")) / run_id
         run_config = {**raw, "output_dir": str(run_dir)}
+        if isinstance(raw.get("datasets"), list):
+            run_config["datasets"] = self._confined_datasets(raw["datasets"])
         try:
             run_dir.mkdir(parents=True, exist_ok=False)
             save_config_file(run_dir / RUN_CONFIG_FILE, run_config)
         except OSError as exc:
+            # A name the file system refuses is the request's fault; anything else (no space,
+            # no permission on the output root) the server's.
+            refused = exc.errno in (errno.ENAMETOOLONG, errno.ENOTDIR, errno.EINVAL)
             raise RunError(
-                f"Cannot create the run folder {run_dir}: {exc}. Check the output root.", 500
+                f"Cannot create the run folder {str(run_dir)[:300]}: {exc.strerror or exc}. "
+                + (
+                    "Choose a shorter, simpler output_dir." if refused else "Check the output root."
+                ),
+                422 if refused else 500,
             ) from None
         record = RunRecord(
             id=run_id,
@@ -498,6 +542,69 @@ class LocalRunService:
         await self._dispatch()
         self._changed()
         return self._info(live)
+
+    def _output_roots(self) -> list[Path]:
+        roots = [Path(self.prefs.prefs.output_root).expanduser(), default_output_root()]
+        return list(dict.fromkeys(roots))
+
+    def _confined_output(self, output_dir: Any) -> Path:
+        """The folder the run's folder goes in: `output_dir` inside the output root (symbolic
+        links resolved); RunError 422 when it points anywhere else."""
+        root = Path(self.prefs.prefs.output_root).expanduser().resolve()
+        given = str(output_dir or "")
+        try:
+            target = (root / Path(given).expanduser()).resolve()
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise RunError(
+                f"output_dir {given[:200]!r} is not a usable folder: {exc}.", 422
+            ) from None
+        if not target.is_relative_to(root):
+            raise RunError(
+                f"output_dir must lie inside the output root {root}: {given[:200]!r} is "
+                f"{target} (give a folder relative to the output root, or change the output "
+                "root in the preferences).",
+                422,
+                [f"output_dir: outside the output root {root}"],
+            )
+        return target
+
+    def _confined_datasets(self, datasets: list[Any]) -> list[Any]:
+        """Dataset entries with their `path` resolved inside a datasets root (the one of the
+        preferences, or the default one where the demo dataset lives); RunError 422 lists the
+        others."""
+        roots = [
+            Path(self.prefs.prefs.datasets_root).expanduser().resolve(),
+            default_datasets_root().resolve(),
+        ]
+        confined: list[Any] = []
+        errors: list[str] = []
+        for index, entry in enumerate(datasets):
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                confined.append(entry)
+                continue
+            given = entry["path"]
+            if not given:
+                confined.append(entry)
+                continue
+            try:
+                target = (roots[0] / Path(given).expanduser()).resolve()
+            except (OSError, ValueError, RuntimeError):
+                target = None
+            if target is None or not any(target.is_relative_to(r) for r in roots):
+                errors.append(
+                    f"datasets[{index}].path: {given[:200]!r} is outside the datasets root "
+                    f"{roots[0]}"
+                )
+                continue
+            confined.append({**entry, "path": str(target)})
+        if errors:
+            raise RunError(
+                "Dataset folders must lie inside the datasets root of the preferences; "
+                "move the images there or change the datasets root.",
+                422,
+                errors,
+            )
+        return confined
 
     def _resolve_config(
         self, config: dict[str, Any] | None, config_name: str | None
@@ -599,14 +706,15 @@ class LocalRunService:
         self._followers.pop(run_id, None)
         self.bus.forget(run_id)
         self.records.delete(run_id)
-        shutil.rmtree(live.record.run_dir, ignore_errors=True)
+        if live.record.run_dir and Path(live.record.run_dir).is_dir():
+            shutil.rmtree(live.record.run_dir, ignore_errors=True)
         self._changed()
 
     async def events_after(self, run_id: str, seq: int = 0) -> list[Event]:
         await self.ensure_started()
         live = self._live(run_id)
         path = self._follower(live).events_path
-        if path.exists():
+        if live.record.run_dir and path.exists():
             return read_events(path, seq)
         return [e for e in self.bus.tail(run_id) if e.seq > seq]
 

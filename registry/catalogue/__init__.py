@@ -12,9 +12,11 @@ from typing import NamedTuple
 from registry.catalogue import (
     checkpoints,
     dataset,
+    flow_matching,
     hardware,
     model,
     optimizer,
+    quantization,
     training,
     validation,
 )
@@ -84,6 +86,8 @@ _TAB_BY_NAME = {tab.name: tab for tab in TABS}
 
 ALL_FIELDS: tuple[ConfigField, ...] = (
     *model.FIELDS,
+    *quantization.FIELDS,
+    *flow_matching.FIELDS,
     *training.FIELDS,
     *optimizer.FIELDS,
     *validation.FIELDS,

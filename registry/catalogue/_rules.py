@@ -7,6 +7,13 @@ from typing import Any
 from registry.field import DependencyGroup, Effect, FieldDependency, Op, Platform
 
 CUDA_ONLY: tuple[Platform, ...] = (Platform.CUDA,)
+# model_family values by how they are trained: DDPM noise (epsilon / v-prediction, SNR
+# weighting) or flow matching (velocity targets, timestep density and shift).
+DDPM_FAMILIES: tuple[str, ...] = ("demo", "sd1x", "sd2x", "sdxl")
+FLOW_FAMILIES: tuple[str, ...] = ("flux", "sd3")
+# Image sides must be multiples of this many pixels (default 8, the VAE's downsampling): Flux
+# packs 2x2 latent patches and SD3's transformer has 2x2 patches, so 16 for both.
+SIZE_MULTIPLE: dict[str, int] = {"flux": 16, "sd3": 16}
 
 
 def when(

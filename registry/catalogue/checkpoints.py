@@ -48,6 +48,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.COMMON,
         label="Checkpoint every N steps",
         minimum=0,
+        maximum=100_000_000,
         help="Save the full training state (weights, optimizer, scheduler, RNG, step) every N "
         "steps so the run can resume exactly. 0 checkpoints only when the run stops or ends.",
         width=4,
@@ -60,6 +61,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.COMMON,
         label="Checkpoints to keep",
         minimum=0,
+        maximum=100_000,
         help="Keep only the newest N checkpoints and delete older ones after each save. "
         "0 keeps all of them (full fine-tune checkpoints are several GB each).",
         width=4,
@@ -105,6 +107,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.ADVANCED,
         label="Report progress every N steps",
         minimum=0,
+        maximum=100_000_000,
         help="Send a progress event (loss, learning rate, speed) every N steps to the UI and "
         "the tracker. 0 sends none, leaving only lifecycle events.",
         width=4,

@@ -59,6 +59,7 @@ FIELDS: tuple[ConfigField, ...] = (
                 label="fp8",
                 help="8-bit floats via accelerate (Hopper / Ada GPUs with Transformer Engine or torchao). Experimental.",
                 platforms=CUDA_ONLY,
+                requires=("torchao", "transformer_engine"),
             ),
         ),
         help="Compute the forward and backward passes in lower precision while keeping the "
@@ -178,6 +179,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.ADVANCED,
         label="Machine rank",
         minimum=0,
+        maximum=1023,
         help="Index of this machine, from 0 (the main machine) to num_machines - 1.",
         dependencies=(_multi_machine,),
         accelerate_override=True,

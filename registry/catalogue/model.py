@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from functools import partial
 
-from registry.catalogue._rules import all_of, only_if, when
+from registry.catalogue._rules import DDPM_FAMILIES, all_of, only_if, when
 from registry.field import Choice, ConfigField, FieldType, Importance, Op
 
 TAB = "model"
-SECTIONS = ("Base model", "Fine-tune method", "LoRA", "Text encoder", "Noise prediction", "SDXL")
+SECTIONS = (
+    "Base model",
+    "Fine-tune method",
+    "LoRA",
+    "Text encoder",
+    "Noise prediction",
+    "SDXL",
+    "Flow matching",
+)
 
 _field = partial(ConfigField, tab=TAB)
 _not_demo = when(
@@ -48,6 +56,18 @@ FIELDS: tuple[ConfigField, ...] = (
                 value="sdxl",
                 label="Stable Diffusion XL",
                 help="SDXL 1.0 base and its fine-tunes (1024 px, two text encoders).",
+            ),
+            Choice(
+                value="flux",
+                label="Flux.1 (dev or schnell)",
+                help="FLUX.1 dev and schnell and their fine-tunes (1024 px, CLIP + T5, flow "
+                "matching); dev or schnell is read from the model itself.",
+            ),
+            Choice(
+                value="sd3",
+                label="Stable Diffusion 3 / 3.5",
+                help="SD 3 medium and SD 3.5 medium / large (1024 px, two CLIPs + T5, flow "
+                "matching).",
             ),
         ),
         help="The architecture of the base model. It decides which text encoders, noise "
@@ -102,9 +122,10 @@ FIELDS: tuple[ConfigField, ...] = (
         section="Base model",
         importance=Importance.ADVANCED,
         label="Replacement VAE",
-        help="Load the VAE from another folder or Hub id instead of the base model's. The usual "
-        "case is SDXL with 'madebyollin/sdxl-vae-fp16-fix', whose VAE does not overflow in "
-        "fp16. Empty keeps the base model's VAE.",
+        help="Load the VAE from another diffusers VAE folder (with config.json) or Hub id instead "
+        "of the base model's. The usual case is SDXL with 'madebyollin/sdxl-vae-fp16-fix', "
+        "whose VAE does not overflow in fp16. Single-file VAEs (.safetensors) are not supported "
+        "yet. Empty keeps the base model's VAE.",
         placeholder="madebyollin/sdxl-vae-fp16-fix",
         dependencies=(_not_demo,),
         widget="folder",
@@ -158,6 +179,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.COMMON,
         label="LoRA alpha",
         minimum=0.0,
+        maximum=4096.0,
         help="Scaling of the adapter's output: the update is multiplied by alpha / rank. Alpha "
         "equal to the rank gives a scale of 1; half the rank halves the effective learning rate.",
         hint="Also called 'network alpha' in kohya.",
@@ -291,6 +313,7 @@ FIELDS: tuple[ConfigField, ...] = (
         default="auto",
         section="Noise prediction",
         importance=Importance.ADVANCED,
+        model_families=DDPM_FAMILIES,  # flow-matching models predict a velocity, always
         choices=(
             Choice(
                 value="auto",

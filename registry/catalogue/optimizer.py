@@ -131,6 +131,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.ADVANCED,
         label="Max gradient norm",
         minimum=0.0,
+        maximum=10_000.0,
         help="Clip the gradient norm to this value before each step, which prevents the odd "
         "huge update from ruining a run. 0 turns clipping off.",
         width=4,
@@ -259,6 +260,7 @@ FIELDS: tuple[ConfigField, ...] = (
         label="Clip threshold",
         minimum=0.0,
         exclusive_minimum=True,
+        maximum=1000.0,
         help="Threshold of the root-mean-square of the final update (update clipping).",
     ),
     _param(
@@ -283,6 +285,7 @@ FIELDS: tuple[ConfigField, ...] = (
         label="Initial D (d0)",
         minimum=0.0,
         exclusive_minimum=True,
+        maximum=1.0,
         help="Initial estimate of the step size D. Raise it if the learning rate stays tiny "
         "for too long.",
     ),
@@ -295,6 +298,7 @@ FIELDS: tuple[ConfigField, ...] = (
         label="D coefficient",
         minimum=0.0,
         exclusive_minimum=True,
+        maximum=1000.0,
         help="Multiplies the estimated step size: below 1 for gentler training (e.g. 0.5), "
         "above 1 for more aggressive.",
     ),
@@ -500,6 +504,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.COMMON,
         label="Warmup steps",
         minimum=0,
+        maximum=100_000_000,
         help="Steps over which the learning rate rises linearly from 0 to its peak. A few "
         "hundred steps stabilise the start of full fine-tunes.",
         dependencies=(only_if("lr_scheduler", *_warmup_schedulers),),
@@ -513,6 +518,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.ADVANCED,
         label="Restart cycles",
         minimum=1,
+        maximum=100_000,
         help="Number of cosine cycles: the learning rate decays to 0 and jumps back to its "
         "peak this many times over the run (hard restarts).",
         dependencies=(only_if("lr_scheduler", "cosine_with_restarts"),),
@@ -526,6 +532,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.ADVANCED,
         label="Polynomial power",
         minimum=0.0,
+        maximum=100.0,
         exclusive_minimum=True,
         help="Exponent of the polynomial decay from the peak to lr_end. 1.0 is a straight "
         "line; above 1 drops quickly at first, below 1 stays high longer.",
@@ -540,6 +547,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.ADVANCED,
         label="Final learning rate",
         minimum=0.0,
+        maximum=10.0,
         help="Learning rate reached at the end of the polynomial decay (must be below "
         "learning_rate).",
         dependencies=(only_if("lr_scheduler", "polynomial"),),

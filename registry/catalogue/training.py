@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from registry.catalogue._rules import all_of, only_if, when
+from registry.catalogue._rules import DDPM_FAMILIES, all_of, only_if, when
 from registry.field import Choice, ConfigField, Effect, FieldType, Importance, Op
 
 TAB = "training"
@@ -30,6 +30,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.ESSENTIAL,
         label="Max training steps",
         minimum=0,
+        maximum=100_000_000,
         help="Total optimizer steps to train (one step = train_batch_size x "
         "gradient_accumulation_steps images per process). 0 trains for num_train_epochs "
         "instead.",
@@ -44,6 +45,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.COMMON,
         label="Epochs",
         minimum=1,
+        maximum=1_000_000,
         help="Number of passes over every dataset (counting repeats). Used only when "
         "max_train_steps is 0.",
         dependencies=(
@@ -117,10 +119,14 @@ FIELDS: tuple[ConfigField, ...] = (
         section="Resolution and caching",
         importance=Importance.COMMON,
         label="Cache latents",
-        help="Encode every image with the VAE once and keep the latents on disk (in "
-        "output_dir/cache). Saves VAE time and memory every step; the cache is reused while "
-        "the images and resolution/crop settings stay the same. Random crops and flips are "
-        "fixed per cached image.",
+        help="Before step 1, encode with the VAE every image variant the run will train on "
+        "and keep the latent distributions on disk (output_dir/cache/latents): each image's "
+        "crop and, with random_flip, each flip the seeded order will use (random crops: up to "
+        "one variant per image per epoch). Training then reads the cache instead of decoding "
+        "and resizing images, and the VAE waits in CPU memory (validation images borrow it "
+        "back). Latents are still sampled from the cached distribution every step, so a "
+        "cached run trains like an uncached one. Reused while the model, images, resolution "
+        "and crop settings stay the same.",
         width=4,
     ),
     _field(
@@ -130,9 +136,11 @@ FIELDS: tuple[ConfigField, ...] = (
         section="Resolution and caching",
         importance=Importance.ADVANCED,
         label="Cache text embeddings",
-        help="Encode every caption once and keep the text-encoder outputs, so the text "
-        "encoders can leave GPU memory. Not possible while the text encoder trains; caption "
-        "dropout and shuffling then work on cached variants only.",
+        help="Before step 1, encode every caption the run will use (each variant that tag "
+        "shuffling and caption dropout will produce) and keep the text-encoder outputs on disk "
+        "(output_dir/cache/text). Training then reads the cache and the text encoders wait in "
+        "CPU memory (validation images borrow them back). Not possible while the text encoder "
+        "trains.",
         dependencies=(
             when(
                 "train_text_encoder",
@@ -149,6 +157,7 @@ FIELDS: tuple[ConfigField, ...] = (
         default=0.0,
         section="Loss and noise",
         importance=Importance.ADVANCED,
+        model_families=DDPM_FAMILIES,
         minimum=0.0,
         maximum=1.0,
         help="Adds a small per-channel constant to the training noise so the model can learn "
@@ -161,6 +170,7 @@ FIELDS: tuple[ConfigField, ...] = (
         default=0.0,
         section="Loss and noise",
         importance=Importance.EXPERT,
+        model_families=DDPM_FAMILIES,
         minimum=0.0,
         maximum=1.0,
         help="Perturbs the noise added to the latents (as in diffusers' train scripts) which "
@@ -173,6 +183,7 @@ FIELDS: tuple[ConfigField, ...] = (
         default=0.0,
         section="Loss and noise",
         importance=Importance.ADVANCED,
+        model_families=DDPM_FAMILIES,
         label="Min-SNR gamma",
         minimum=0.0,
         maximum=100.0,
@@ -195,13 +206,46 @@ FIELDS: tuple[ConfigField, ...] = (
             ),
             Choice(
                 value="huber",
-                label="Huber",
-                help="Quadratic near zero, linear for large errors; robust to outliers.",
+                label="Pseudo-Huber",
+                help="2c(sqrt(x^2 + c^2) - c) with a timestep-scheduled c: like L2 for small "
+                "errors, linear for large ones. What kohya sd-scripts and SimpleTuner call huber.",
             ),
-            Choice(value="smooth_l1", label="Smooth L1", help="Huber scaled by 1/huber_c."),
+            Choice(
+                value="smooth_l1",
+                label="Smooth L1",
+                help="2(sqrt(x^2 + c^2) - c): the pseudo-Huber loss divided by c, so large "
+                "errors count like L1 whatever c is (kohya's smooth_l1).",
+            ),
         ),
-        help="The loss between predicted and target noise. Huber-style losses are more robust "
-        "to noisy or mislabeled data.",
+        help="The loss between predicted and target noise. The Huber-style losses are more "
+        "robust to noisy or mislabeled images (Khrapov et al. 2024, scheduled pseudo-Huber).",
+        width=4,
+    ),
+    _field(
+        name="huber_schedule",
+        type=FieldType.CHOICE,
+        default="snr",
+        section="Loss and noise",
+        importance=Importance.EXPERT,
+        label="Huber schedule",
+        choices=(
+            Choice(
+                value="snr",
+                label="SNR",
+                help="c follows the noise level: about 1 for nearly clean inputs, huber_c for "
+                "very noisy ones.",
+            ),
+            Choice(
+                value="exponential",
+                label="Exponential",
+                help="c falls exponentially from 1 at timestep 0 to huber_c at the last timestep.",
+            ),
+            Choice(value="constant", label="Constant", help="c is huber_c at every timestep."),
+        ),
+        help="How the Huber threshold c changes with the timestep. The scheduled ones keep the "
+        "loss close to L2 at low noise, where fine detail is learned, and robust at high noise. "
+        "snr is kohya's default.",
+        dependencies=(only_if("loss_type", "huber", "smooth_l1"),),
         width=4,
     ),
     _field(
@@ -212,9 +256,11 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.EXPERT,
         label="Huber c",
         minimum=0.0,
+        exclusive_minimum=True,
         maximum=10.0,
-        help="Threshold where the Huber loss switches from quadratic to linear. Smaller values "
-        "act more like L1.",
+        help="The Huber threshold where the loss turns from quadratic to linear: its value at "
+        "high noise for the snr and exponential schedules, everywhere for constant. Smaller "
+        "values act more like L1. 0.1 is the usual value.",
         dependencies=(only_if("loss_type", "huber", "smooth_l1"),),
         width=4,
     ),
@@ -224,6 +270,7 @@ FIELDS: tuple[ConfigField, ...] = (
         default=0,
         section="Timesteps",
         importance=Importance.EXPERT,
+        model_families=DDPM_FAMILIES,
         minimum=0,
         maximum=999,
         help="Lowest diffusion timestep sampled during training (0-999). Raising it skips the "
@@ -236,6 +283,7 @@ FIELDS: tuple[ConfigField, ...] = (
         default=1000,
         section="Timesteps",
         importance=Importance.EXPERT,
+        model_families=DDPM_FAMILIES,
         minimum=1,
         maximum=1000,
         help="Timesteps are sampled from [min_timestep, max_timestep). Lowering it focuses "
@@ -277,6 +325,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.EXPERT,
         label="EMA start step",
         minimum=0,
+        maximum=100_000_000,
         help="Start averaging only after this many steps, so the first noisy updates are not "
         "part of the average.",
         dependencies=(_ema,),

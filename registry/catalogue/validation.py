@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.catalogue._rules import when
+from registry.catalogue._rules import DDPM_FAMILIES, when
 from registry.field import Choice, ConfigField, Effect, FieldType, Importance, Op
 
 TAB = "validation"
@@ -45,6 +45,7 @@ FIELDS: tuple[ConfigField, ...] = (
         default="",
         section="Prompts",
         importance=Importance.COMMON,
+        model_families=(*DDPM_FAMILIES, "sd3"),  # Flux has no classifier-free guidance
         label="Negative prompt",
         help="Negative prompt used for every validation prompt (classifier-free guidance steers "
         "away from it). Empty uses no negative prompt.",
@@ -60,6 +61,7 @@ FIELDS: tuple[ConfigField, ...] = (
         importance=Importance.ESSENTIAL,
         label="Validate every N steps",
         minimum=0,
+        maximum=100_000_000,
         help="Render the validation prompts every N optimizer steps, and once at the end. "
         "0 turns validation off (faster, but you see nothing until you test the weights).",
         width=4,
@@ -118,6 +120,7 @@ FIELDS: tuple[ConfigField, ...] = (
         default=0.0,
         section="Sampling",
         importance=Importance.EXPERT,
+        model_families=DDPM_FAMILIES,
         label="Guidance rescale",
         minimum=0.0,
         maximum=1.0,
@@ -158,6 +161,7 @@ FIELDS: tuple[ConfigField, ...] = (
         default="default",
         section="Sampling",
         importance=Importance.ADVANCED,
+        model_families=DDPM_FAMILIES,  # flow-matching models sample with their own
         label="Sampler",
         choices=(
             Choice(

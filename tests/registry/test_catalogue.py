@@ -44,7 +44,14 @@ def test_size_and_fixed_names() -> None:
 
 
 def test_required_choices() -> None:
-    assert FIELDS["model_family"].choice_values == ("demo", "sd1x", "sd2x", "sdxl")
+    assert FIELDS["model_family"].choice_values == (
+        "demo",
+        "sd1x",
+        "sd2x",
+        "sdxl",
+        "flux",
+        "sd3",
+    )
     assert FIELDS["model_type"].choice_values == ("lora", "full")
     assert set(FIELDS["optimizer"].choice_values) == {
         "adamw",

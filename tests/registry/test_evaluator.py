@@ -9,7 +9,7 @@ from registry.field import Scope
 
 CPU = PlatformContext("cpu")
 MPS = PlatformContext("mps")
-CUDA = PlatformContext("cuda", frozenset({"bitsandbytes", "xformers"}))
+CUDA = PlatformContext("cuda", frozenset({"bitsandbytes", "xformers", "transformer_engine"}))
 CUDA_BARE = PlatformContext("cuda")
 
 OPTIMIZER_PARAMS = {
@@ -143,9 +143,11 @@ def test_num_train_epochs_only_when_steps_are_zero() -> None:
     assert evaluate({"max_train_steps": 0}, CPU)["num_train_epochs"].active
 
 
-def test_huber_c_only_for_huber_losses() -> None:
-    assert not evaluate({}, CPU)["huber_c"].visible
-    assert evaluate({"loss_type": "smooth_l1"}, CPU)["huber_c"].active
+@pytest.mark.parametrize("name", ["huber_c", "huber_schedule"])
+def test_huber_settings_only_for_huber_losses(name: str) -> None:
+    assert not evaluate({}, CPU)[name].visible
+    assert evaluate({"loss_type": "smooth_l1"}, CPU)[name].active
+    assert evaluate({"loss_type": "huber"}, CPU)[name].active
 
 
 @pytest.mark.parametrize("name", ["dynamo_mode", "dynamo_use_fullgraph", "dynamo_use_dynamic"])
@@ -226,7 +228,7 @@ def test_cuda_offers_everything_when_the_packages_are_installed() -> None:
     states = evaluate({}, CUDA)
     assert "adamw8bit" in states["optimizer"].choices
     assert states["optimizer"].unavailable_choices == {}
-    assert "fp16" in states["mixed_precision"].choices
+    assert set(states["mixed_precision"].choices) == {"no", "fp16", "bf16", "fp8"}
     assert states["allow_tf32"].active
 
 
@@ -235,6 +237,24 @@ def test_cuda_without_a_package_names_the_package() -> None:
     reason = states["optimizer"].unavailable_choices["adamw8bit"]
     assert "bitsandbytes" in reason and "pip install" in reason
     assert "xformers" in states["attention_backend"].unavailable_choices["xformers"]
+
+
+def test_fp8_is_greyed_out_naming_its_backends_until_one_is_installed() -> None:
+    states = evaluate({}, CUDA_BARE)["mixed_precision"]
+    assert "fp8" not in states.choices and "fp16" in states.choices
+    reason = states.unavailable_choices["fp8"]
+    assert "torchao" in reason and "transformer_engine" in reason and "pip install" in reason
+    for backend in ("torchao", "transformer_engine"):
+        with_one = evaluate({}, PlatformContext("cuda", frozenset({backend})))
+        assert "fp8" in with_one["mixed_precision"].choices
+
+
+def test_platform_detection_looks_for_the_fp8_backends() -> None:
+    from app.services.platform import OPTIONAL_PACKAGES
+    from registry.catalogue import ALL_FIELDS
+
+    needed = {p for f in ALL_FIELDS for c in f.choices for p in c.packages}
+    assert needed <= set(OPTIONAL_PACKAGES)
 
 
 def test_dataset_scope_rules() -> None:

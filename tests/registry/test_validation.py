@@ -12,7 +12,7 @@ from registry.evaluator import PlatformContext
 from registry.validation import Issue, check_value, validate_config
 
 CPU = PlatformContext("cpu")
-CUDA = PlatformContext("cuda", frozenset({"bitsandbytes", "xformers"}))
+CUDA = PlatformContext("cuda", frozenset({"bitsandbytes", "xformers", "torchao"}))
 
 
 def only_error(raw: dict[str, Any], ctx: PlatformContext | None = None) -> Issue:
@@ -149,6 +149,16 @@ def test_missing_package_on_cuda_is_an_error_naming_it() -> None:
     assert "bitsandbytes" in issue.message
 
 
+@pytest.mark.parametrize("backend", ["torchao", "transformer_engine"])
+def test_fp8_needs_one_of_its_backends(backend: str) -> None:
+    issue = only_error({"mixed_precision": "fp8"}, PlatformContext("cuda", frozenset({"xformers"})))
+    assert issue.path == "mixed_precision" and issue.kind == "platform"
+    assert "torchao" in issue.message and "transformer_engine" in issue.message
+    assert validate_config(
+        {"mixed_precision": "fp8"}, PlatformContext("cuda", frozenset({backend}))
+    ).ok
+
+
 def test_hidden_field_set_to_non_default_is_a_warning_not_an_error() -> None:
     result = validate_config(
         {"optimizer": "lion", "adam_beta1": 0.8, "adam_beta2": 0.999, "resolution": 64}
@@ -253,3 +263,11 @@ def test_issue_kinds_separate_bad_values_from_missing_pieces() -> None:
         "pretrained_model_name_or_path": "combination",
         "datasets": "combination",
     }
+
+
+def test_huber_losses_need_a_positive_threshold_and_a_known_schedule() -> None:
+    issue = only_error({"loss_type": "huber", "huber_c": 0.0})
+    assert (issue.path, issue.message) == ("huber_c", "must be greater than 0 (got 0.0)")
+    issue = only_error({"loss_type": "huber", "huber_schedule": "cosine"})
+    assert issue.path == "huber_schedule" and "snr" in issue.message
+    assert validate_config({"loss_type": "smooth_l1", "huber_schedule": "exponential"}).ok

@@ -1,5 +1,6 @@
 """A stand-in for `python -m trainer` that follows its process contract (events.jsonl, callbacks,
-checkpoints, SIGTERM = checkpoint + stopped) without torch. Used by the events bench and to
+checkpoints, SIGTERM = checkpoint + stopped) without torch. Events go through the trainer's
+own EventSink (torch-free), so their numbering and delivery are the real ones. Used by the events bench and to
 test the supervisor's own logic quickly; the acceptance tests run the real trainer.
 
 usage: python fake_trainer.py --config RUN.toml [--resume_from_checkpoint latest]
@@ -10,15 +11,16 @@ env: FAKE_STEP_S (seconds a step), FAKE_STUCK_ON_STOP=1 (hang after SIGTERM, for
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
 import sys
 import time
 import tomllib
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from trainer.events import EventSink
 
 
 def main() -> int:
@@ -38,38 +40,13 @@ def main() -> int:
         os.environ.get("TUNERDECK_CALLBACK_URL"),
         os.environ.get("TUNERDECK_CALLBACK_TOKEN"),
     )
-    events_path = run_dir / "events.jsonl"
-    seq = 0
-    if events_path.exists():
-        for line in events_path.read_text().splitlines():
-            with contextlib.suppress(ValueError):
-                seq = max(seq, json.loads(line)["seq"])
-    out = events_path.open("a")
+    sink = EventSink(run_dir, run_id, url, token, flush_interval_s=0.05)
     stop = {"requested": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("requested", True))
     stuck_on_stop = bool(os.environ.get("FAKE_STUCK_ON_STOP"))  # a trainer that hangs stopping
 
     def emit(type_: str, data: dict) -> None:
-        nonlocal seq
-        seq += 1
-        event = {
-            "v": 1,
-            "run_id": run_id,
-            "seq": seq,
-            "ts": time.time(),
-            "type": type_,
-            "data": data,
-        }
-        out.write(json.dumps(event) + "\n")
-        out.flush()
-        if url:
-            req = urllib.request.Request(
-                url, json.dumps({"run_id": run_id, "events": [event]}).encode(), method="POST"
-            )
-            req.add_header("Content-Type", "application/json")
-            req.add_header("Authorization", f"Bearer {token}")
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(req, timeout=2).read()
+        sink.emit(type_, data)
 
     def checkpoint(step: int) -> None:
         path = run_dir / "checkpoints" / f"checkpoint-{step}"
@@ -112,9 +89,11 @@ def main() -> int:
             emit("lifecycle", {"state": "stopping", "message": "SIGTERM"})
             checkpoint(step)
             emit("lifecycle", {"state": "stopped", "message": f"stopped at step {step}"})
+            sink.close()
             return 0
     checkpoint(step)
     emit("lifecycle", {"state": "completed", "message": f"trained {step} steps"})
+    sink.close()
     return 0
 
 

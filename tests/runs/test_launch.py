@@ -68,10 +68,11 @@ async def test_each_run_gets_its_own_folder_inside_the_output_folder_chosen(
     root = Path(service.prefs.prefs.output_root).expanduser()
     plain = await service.start_run(config=demo_config(1))
     named = await service.start_run(config=demo_config(1, output_dir="my-lora"))
-    elsewhere = await service.start_run(config=demo_config(1, output_dir=str(tmp_path / "out")))
+    # An absolute folder is fine inside the output root (outside it: test_hardening.py).
+    elsewhere = await service.start_run(config=demo_config(1, output_dir=str(root / "abs")))
     assert Path(plain.run_dir) == root / plain.id
     assert Path(named.run_dir) == root / "my-lora" / named.id  # relative: inside the output root
-    assert Path(elsewhere.run_dir) == tmp_path / "out" / elsewhere.id
+    assert Path(elsewhere.run_dir) == root / "abs" / elsewhere.id
     assert len({plain.run_dir, named.run_dir, elsewhere.run_dir}) == 3
     assert named.state == elsewhere.state == "queued"  # behind the first: no need to train them
     await service.cancel_queued(named.id)

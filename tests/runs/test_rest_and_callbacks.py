@@ -106,7 +106,8 @@ async def test_bad_callbacks_are_refused_while_the_run_goes_on(app_user: User) -
         json={"run_id": "ghost", "events": [{**good, "run_id": "ghost"}]},
         headers={"Authorization": f"Bearer {token}"},
     )
-    assert unknown.status_code == 404
+    assert unknown.status_code == 401  # the same answer as a wrong token: no run-id oracle
+    assert unknown.json()["error"] == wrong_token.json()["error"]
 
     malformed = {**good, "seq": 10_000_000, "type": "progress", "data": {"step": "many"}}
     mixed = await client.post(

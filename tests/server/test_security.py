@@ -130,7 +130,9 @@ async def test_streamed_oversized_body_is_refused_without_content_length(
             yield b"x" * (1024 * 1024)
 
     response = await client.post(
-        "/api/runs", content=chunks(), headers={"Authorization": f"Bearer {TOKEN}"}
+        "/api/runs",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
     )
     assert response.status_code == 413
 

@@ -183,8 +183,8 @@ async def test_demo_run_driven_from_the_webui_server(
         assert from_page.content.startswith(b"\x89PNG")
         # Trainers report to the trainer server; the webui server takes no callbacks.
         callback = await client.post("/callbacks", json={"run_id": run_id, "events": []})
-        assert callback.status_code == 404
-        assert "did not start it" in callback.json()["error"]
+        assert callback.status_code == 401
+        assert "did not start that run" in callback.json()["error"]
         runs_page = await client.get("/runs")
         assert runs_page.status_code == 200
         assert run_id in runs_page.text

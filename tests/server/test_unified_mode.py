@@ -98,5 +98,5 @@ def test_callback_port_serves_only_callbacks(unified: tuple[str, str]) -> None:
     unknown = httpx.post(
         callbacks + "/callbacks", json={"run_id": "nope", "events": []}, headers={}
     )
-    assert unknown.status_code == 404
+    assert unknown.status_code == 401  # as for a wrong token: no run-id oracle
     assert "Unknown run" in unknown.json()["error"]
