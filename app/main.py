@@ -129,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_kwargs = build_app(args)
     from nicegui import app, ui
 
+    if args.mode == "unified":  # this process launches trainers: have the demo model ready
+        from app.services.demo_warmup import start_demo_warmup
+
+        app.on_startup(start_demo_warmup)
+
     app.on_startup(
         lambda: print(f"tunerdeck is running at {url_for(args.host, args.port)}", flush=True)
     )

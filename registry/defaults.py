@@ -6,11 +6,14 @@ import copy
 from typing import Any
 
 from registry.catalogue import DATASET_FIELDS, FIELDS
+from registry.family_defaults import family_overrides
 
 
-def default_config() -> dict[str, Any]:
-    """Every config field's default plus an empty `datasets` list (a fresh copy each call)."""
+def default_config(family: str | None = None) -> dict[str, Any]:
+    """Every config field's default under `family` (the default family when None: its
+    family defaults apply too) plus an empty `datasets` list (a fresh copy each call)."""
     config = {name: copy.deepcopy(f.default) for name, f in FIELDS.items()}
+    config.update(family_overrides(family or config["model_family"]))
     config["datasets"] = []
     return config
 

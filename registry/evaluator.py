@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from registry.catalogue import dependency_targets, fields_for_scope
+from registry.family_defaults import FAMILY_DEFAULTS, FAMILY_FIELDS
 from registry.field import (
     Choice,
     ConfigField,
@@ -322,6 +323,9 @@ class Evaluator:
         for name, f in self._fields.items():
             for target in _controllers(f):
                 direct.setdefault(target, set()).add(name)
+        if self.scope == Scope.CONFIG:  # a family switch moves unset fields' defaults
+            for name in FAMILY_FIELDS:
+                direct["model_family"] |= direct.get(name, set())
         # Reverse index: a changed field -> every plan that must be re-evaluated, in order.
         self._affected: dict[str, tuple[_Plan, ...]] = {}
         for name in direct:
@@ -343,9 +347,16 @@ class Evaluator:
     def _getter(self, config: Mapping[str, Any]) -> Getter:
         defaults = self._defaults
 
+        family = config.get("model_family", defaults.get("model_family"))
+        by_family: Mapping[str, Any] = {}
+        if self.scope == Scope.CONFIG and isinstance(family, str):  # a bad value has none
+            by_family = FAMILY_DEFAULTS.get(family, {})
+
         def get(name: str) -> Any:
             value = config.get(name, _MISSING)
-            return defaults.get(name) if value is _MISSING else value
+            if value is _MISSING:
+                return by_family[name] if name in by_family else defaults.get(name)
+            return value
 
         return get
 

@@ -21,7 +21,17 @@ from registry.catalogue import ALL_FIELDS, DATASET_FIELDS, FIELDS
 from registry.catalogue._rules import SIZE_MULTIPLE
 from registry.defaults import default_config, default_dataset
 from registry.evaluator import FieldState, PlatformContext, evaluator_for
+from registry.family_defaults import family_overrides
 from registry.field import ConfigField, FieldType, Platform, Scope
+from registry.model_files import (
+    MODEL_FILE_SUFFIXES,
+    SD_FAMILIES,
+    ModelFileError,
+    family_mismatch,
+    inspect_model_file,
+    lora_rank_of,
+    read_header,
+)
 
 Severity = Literal["error", "warning"]
 # "value": the value itself is unusable (unknown key, type, range, choice): a file with one
@@ -360,58 +370,46 @@ def _cross_field(
         )
     if values["model_family"] != "demo":
         _model_path_errors(values, errors)
-
-
-# Weights in one file; diffusers' from_pretrained (what the trainer loads with) cannot read them.
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth")
-_CONVERT = (
-    "single-file checkpoints are not supported yet: convert it once with diffusers "
-    "(StableDiffusionPipeline or StableDiffusionXLPipeline .from_single_file(file)"
-    ".save_pretrained(folder)) and choose that folder"
-)
+    _init_lora_errors(values, errors)
 
 
 def _model_path_errors(values: Mapping[str, Any], errors: list[Issue]) -> None:
     """Base model and VAE paths the trainer could not load, refused before it downloads or
-    parses anything. Only what exists on this machine is judged; other values may be Hub ids."""
+    parses anything. Only what exists on this machine is judged; other values may be Hub ids.
+    Single files are judged from their safetensors header (registry.model_files)."""
+    family = values["model_family"]
+    allow_pickle = bool(values.get("allow_pickle_checkpoints"))
     base = values["pretrained_model_name_or_path"].strip()
     if base:
         path = Path(base).expanduser()
-        if path.is_file() or path.suffix.lower() in SINGLE_FILE_SUFFIXES:
-            errors.append(
-                _combination(
-                    "pretrained_model_name_or_path",
-                    f"{base!r} is a single file, but the base model must be a diffusers folder "
-                    f"(with model_index.json) or a Hugging Face Hub id; {_CONVERT}",
-                )
-            )
+        if path.is_file() or path.suffix.lower() in MODEL_FILE_SUFFIXES:
+            problem = _single_file_problem(path, family, allow_pickle, "base")
+            if problem:
+                errors.append(_combination("pretrained_model_name_or_path", problem))
         elif path.is_dir() and not (path / "model_index.json").is_file():
             errors.append(
                 _combination(
                     "pretrained_model_name_or_path",
                     f"the folder {base!r} has no model_index.json, so it is not a diffusers "
                     "model: choose the folder that holds model_index.json (with unet/, vae/, "
-                    "text_encoder/ ...) or a Hugging Face Hub id",
+                    "text_encoder/ ...), a single .safetensors checkpoint, or a Hugging Face "
+                    "Hub id",
                 )
             )
     vae = values["pretrained_vae_model_name_or_path"].strip()
     if vae:
         path = Path(vae).expanduser()
-        if path.is_file() or path.suffix.lower() in SINGLE_FILE_SUFFIXES:
-            errors.append(
-                _combination(
-                    "pretrained_vae_model_name_or_path",
-                    f"{vae!r} is a single file, but the VAE must be a diffusers VAE folder (with "
-                    "config.json) or a Hugging Face Hub id; single-file VAEs are not supported "
-                    "yet: leave it empty to use the base model's VAE",
-                )
-            )
+        if path.is_file() or path.suffix.lower() in MODEL_FILE_SUFFIXES:
+            problem = _single_file_problem(path, family, allow_pickle, "vae")
+            if problem:
+                errors.append(_combination("pretrained_vae_model_name_or_path", problem))
         elif path.is_dir() and not (path / "config.json").is_file():
             inner = path / "vae"
             hint = (
                 f"choose its vae subfolder {str(inner)!r}"
                 if (inner / "config.json").is_file()
-                else "choose a diffusers VAE folder (with config.json) or a Hugging Face Hub id"
+                else "choose a diffusers VAE folder (with config.json), a .safetensors VAE file "
+                "or a Hugging Face Hub id"
             )
             errors.append(
                 _combination(
@@ -419,6 +417,83 @@ def _model_path_errors(values: Mapping[str, Any], errors: list[Issue]) -> None:
                     f"the folder {vae!r} has no config.json, so it is not a diffusers VAE: {hint}",
                 )
             )
+
+
+def _single_file_problem(path: Path, family: str, allow_pickle: bool, role: str) -> str | None:
+    """Why the single file at `path` cannot be the base model / VAE of `family` (None: it can)."""
+    if family not in SD_FAMILIES:
+        return (
+            f"{str(path)!r} is a single file; for {family} the "
+            f"{'base model' if role == 'base' else 'VAE'} must be a diffusers folder or a "
+            "Hugging Face Hub id (single files are read for SD 1.x, 2.x and SDXL)"
+        )
+    if not path.is_file():
+        return f"no file {str(path)!r}: check the path"
+    try:
+        facts = inspect_model_file(path, allow_pickle=allow_pickle)
+    except ModelFileError as exc:
+        return str(exc)
+    if facts.kind == "unknown":
+        return None  # a pickle let through, or a layout only the loader can judge
+    if role == "vae":
+        if facts.kind == "vae" or facts.has_vae:
+            return None
+        return f"{str(path)!r} holds no VAE (it is {facts.label}): choose a VAE file or folder"
+    return family_mismatch(facts, family)
+
+
+def _init_lora_errors(values: Mapping[str, Any], errors: list[Issue]) -> None:
+    """init_lora: an existing LoRA file whose rank matches lora_rank (read from its header);
+    and a DoRA run cannot be written in kohya's layout (it has no DoRA form)."""
+    if (
+        values["model_type"] == "lora"
+        and values.get("use_dora")
+        and values.get("lora_format") == "comfyui"
+        and values["model_family"] in ("demo", *SD_FAMILIES)
+    ):
+        errors.append(
+            _combination(
+                "lora_format",
+                "use_dora adapters have no ComfyUI/kohya form: set lora_format to diffusers",
+            )
+        )
+    raw = str(values.get("init_lora") or "").strip()
+    if not raw or values["model_type"] != "lora":
+        return
+    if values["lora_init"] == "pissa":
+        errors.append(
+            _combination(
+                "init_lora",
+                "lora_init=pissa rewrites the base weights, so an existing LoRA cannot be "
+                "continued with it: set lora_init to default, or clear init_lora",
+            )
+        )
+        return
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        errors.append(_combination("init_lora", f"no file {raw!r}: choose a LoRA .safetensors"))
+        return
+    try:
+        header, _, _ = read_header(path)
+    except ModelFileError as exc:
+        errors.append(_combination("init_lora", str(exc)))
+        return
+    found = lora_rank_of(header)
+    if found is None:
+        errors.append(
+            _combination(
+                "init_lora",
+                f"{raw!r} is not a LoRA (no lora_A / lora_down tensors): choose a LoRA file",
+            )
+        )
+    elif found != values["lora_rank"]:
+        errors.append(
+            _combination(
+                "init_lora",
+                f"{raw!r} has rank {found} but lora_rank is {values['lora_rank']}: set lora_rank "
+                f"to {found} to continue training it",
+            )
+        )
 
 
 def _validate_datasets(
@@ -522,6 +597,10 @@ def validate_config(raw: Mapping[str, Any], ctx: PlatformContext | None = None) 
         result.errors,
         skip=("datasets",),
     )
+    # The chosen family's defaults fill every field the config leaves unset.
+    for key, value in family_overrides(values["model_family"]).items():
+        if key not in explicit:
+            values[key] = value
     states = evaluator_for(context, Scope.CONFIG).evaluate(values)
     _platform_errors(FIELDS, values, states, "", result.errors)
     _ignored_warnings(FIELDS, explicit, states, "", result.warnings)

@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {issue.path}: {issue.message}", file=sys.stderr)
         return 2
 
+    from trainer import quiet
+
+    quiet.install()  # before the libraries load: their start-up notices are the noisiest
     from trainer.loop import train
     from trainer.run_config import RunConfig
 

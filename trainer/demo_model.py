@@ -186,4 +186,31 @@ def ensure_demo_model() -> Path:
     path = demo_model_path()
     if (path / "model_index.json").exists():
         return path
-    return write_tiny_pipeline(path, "demo", seed=1234)
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One generator at a time: the server's warm-up (python -m trainer.demo_model) and a first
+    # run may overlap; the second waits for the first and then finds the model ready.
+    with FileLock(str(path.parent / f".demo-{DEMO_VERSION}.lock")):
+        if (path / "model_index.json").exists():
+            return path
+        return write_tiny_pipeline(path, "demo", seed=1234)
+
+
+def is_demo_model_ready() -> bool:
+    return (demo_model_path() / "model_index.json").exists()
+
+
+def _warm_up() -> int:
+    """`python -m trainer.demo_model`: build the demo model and dataset ahead of a first run."""
+    from trainer import quiet
+    from trainer.demo_dataset import ensure_demo_dataset
+
+    quiet.install()
+    ensure_demo_dataset()
+    ensure_demo_model()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_warm_up())

@@ -113,6 +113,14 @@ class EventSink:
     def lifecycle(self, state: str, message: str = "") -> None:
         self.emit("lifecycle", {"state": state, "message": message})
 
+    def stage(self, name: str, done: int | None = None, total: int | None = None) -> None:
+        """A step of the "starting" phase (e.g. "caching latents", 40, 120), shown beside the
+        run's state so step 0 never sits on screen unexplained."""
+        data: dict[str, Any] = {"name": name}
+        if total is not None:
+            data.update(done=done or 0, total=total)
+        self.emit("stage", data)
+
     def log(self, message: str, level: str = "info") -> None:
         self.emit("log", {"level": level, "message": message})
 

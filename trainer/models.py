@@ -123,6 +123,10 @@ def load_models(cfg: Mapping[str, Any], model_path: str) -> Models:
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     family = cfg["model_family"]
+    if family != "demo" and Path(model_path).expanduser().is_file():
+        from trainer.single_file import load_models_from_file
+
+        return load_models_from_file(cfg, model_path)
     kw: dict[str, Any] = {}
     if family != "demo":
         if cfg["revision"]:
@@ -143,7 +147,11 @@ def load_models(cfg: Mapping[str, Any], model_path: str) -> Models:
             )
         )
     vae_path = "" if family == "demo" else cfg["pretrained_vae_model_name_or_path"]
-    if vae_path:
+    if vae_path and Path(vae_path).expanduser().is_file():
+        from trainer.single_file import load_vae
+
+        vae = load_vae(cfg, None, model_path, {}, family)
+    elif vae_path:
         vae = _from_pretrained(AutoencoderKL, vae_path, tok_kw)
     else:
         vae = _from_pretrained(AutoencoderKL, model_path, kw, subfolder="vae")
@@ -198,6 +206,11 @@ def add_lora(models: Models, cfg: Mapping[str, Any]) -> None:
             {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(m).items()}
             for m in adapted
         ]
+    if cfg.get("init_lora"):  # continue an existing LoRA file (either layout)
+        from trainer.lora_formats import load_init_lora
+
+        parts = dict(zip(["unet", "text_encoder", "text_encoder_2"], adapted, strict=False))
+        load_init_lora(cfg["init_lora"], models.pipeline_class, parts, models.is_sdxl)
 
 
 def _check_pissa_targets(unet: Any, targets: Sequence[str]) -> None:

@@ -98,7 +98,7 @@ def _vae(seed: int, scaling_factor: float, shift_factor: float) -> Any:
     from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
-    return AutoencoderKL(
+    vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4,
@@ -113,6 +113,22 @@ def _vae(seed: int, scaling_factor: float, shift_factor: float) -> Any:
         scaling_factor=scaling_factor,
         shift_factor=shift_factor,
     )
+    sharpen_posterior(vae)
+    return vae
+
+
+def sharpen_posterior(vae: Any) -> None:
+    """A trained VAE's posterior is nearly a point (a tiny std); a random one's has std ~1,
+    which would bury every image in sampling noise that no denoiser can learn. Make the
+    log-variance outputs small and constant (the layer that emits them: quant_conv, or the
+    encoder's conv_out when there is none)."""
+    import torch
+
+    layer = vae.quant_conv if vae.quant_conv is not None else vae.encoder.conv_out
+    c = vae.config.latent_channels
+    with torch.no_grad():
+        layer.weight[c:] = 0.0
+        layer.bias[c:] = -12.0
 
 
 def _clip(folder: Path, name: str, projection: bool, seed: int) -> tuple[Any, Any]:
@@ -205,6 +221,17 @@ def build_sd3(folder_for_tokenizers: Path, seed: int = 0) -> Any:
     )
 
 
+def _sharpen_saved_vae(folder: Path) -> None:
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(str(folder))
+    sharpen_posterior(vae)
+    tmp = folder.with_name(f".{folder.name}-sharp")
+    vae.save_pretrained(str(tmp), safe_serialization=True)
+    shutil.rmtree(folder)
+    os.replace(tmp, folder)
+
+
 def write_tiny(family: str, path: Path, seed: int = 0) -> Path:
     """Write a tiny `family` pipeline (one of TINY_FAMILIES) to `path`; atomic: temp + rename."""
     if family not in TINY_FAMILIES:
@@ -214,7 +241,10 @@ def write_tiny(family: str, path: Path, seed: int = 0) -> Path:
     if family in SD_FAMILIES:
         from trainer.demo_model import write_tiny_pipeline
 
-        return write_tiny_pipeline(Path(path), family, seed)
+        path = write_tiny_pipeline(Path(path), family, seed)
+        if family != "demo":  # the demo VAE is fitted to its images already
+            _sharpen_saved_vae(path / "vae")
+        return path
     from trainer.tokenizer_files import write_clip_tokenizer_files
 
     path = Path(path)

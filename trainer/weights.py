@@ -27,8 +27,10 @@ from safetensors.torch import load_file, save_file
 SAVE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def register_state_hooks(accelerator: Any, lora: bool) -> None:
-    """For LoRA, save/load only the adapter weights through accelerate's state hooks."""
+def register_state_hooks(accelerator: Any, lora: bool, export: Any = None) -> None:
+    """For LoRA, save/load only the adapter weights through accelerate's state hooks.
+    `export(modules, folder)`, if given, also writes each checkpoint's LoRA as the file other
+    tools load (see export_checkpoint_lora)."""
     if not lora:
         return
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
@@ -41,6 +43,8 @@ def register_state_hooks(accelerator: Any, lora: bool) -> None:
                     {k: v.detach().cpu().contiguous() for k, v in state.items()},
                     os.path.join(output_dir, f"adapter_{i}.safetensors"),
                 )
+            if export is not None:
+                export([accelerator.unwrap_model(m) for m in models], Path(output_dir))
         weights.clear()  # nothing else of the models goes into the checkpoint
 
     def load_hook(models: list[Any], input_dir: str) -> None:
@@ -108,8 +112,9 @@ def save_final_weights(
     ema: Any,
     out_dir: Path,
 ) -> Path:
-    """LoRA: pytorch_lora_weights.safetensors; full: a diffusers pipeline folder.
-    Written to a temp folder beside `out_dir` and renamed into place."""
+    """LoRA: one <run name>.safetensors in lora_format, with metadata; full: a diffusers
+    pipeline folder (and with save_single_file one original-layout <run name>.safetensors in
+    it). Written to a temp folder beside `out_dir` and renamed into place."""
     dtype = SAVE_DTYPES[cfg["save_precision"]]
     out_dir = Path(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=".weights-", dir=out_dir.parent))
@@ -117,24 +122,23 @@ def save_final_weights(
         u = accelerator.unwrap_model(unet)
         tes = [accelerator.unwrap_model(t) for t in text_encoders]
         if cfg["model_type"] == "lora":
-            from diffusers.utils import convert_state_dict_to_diffusers
-
             parts = {"unet": u}
             if cfg["train_text_encoder"]:
                 parts |= dict(zip(["text_encoder", "text_encoder_2"], tes, strict=False))
             initial = models.initial_adapters or [None] * len(parts)
-            kwargs: dict[str, Any] = {}
-            for (name, module), init in zip(parts.items(), initial, strict=True):
-                state, meta = plain_lora(module, init)
-                kwargs[f"{name}_lora_layers"] = _cast(convert_state_dict_to_diffusers(state), dtype)
-                kwargs[f"{name}_lora_adapter_metadata"] = meta
-            models.pipeline_class.save_lora_weights(str(tmp), safe_serialization=True, **kwargs)
+            plain = {
+                name: plain_lora(module, init)
+                for (name, module), init in zip(parts.items(), initial, strict=True)
+            }
+            write_lora_file(cfg, models, plain, tmp / output_file_name(cfg, out_dir), dtype, u)
         else:
             if ema is not None:
                 ema.copy_to(u.parameters())
             pipe = models.pipeline(u, tes, _saved_scheduler(models))
             pipe.to(dtype=dtype)
             pipe.save_pretrained(str(tmp), safe_serialization=True)
+            if cfg.get("save_single_file"):
+                write_single_file(cfg, models, u, tes, tmp / output_file_name(cfg, out_dir), dtype)
             pipe.to(dtype=torch.float32)
             _load_text_encoders_as_fp32(tmp)
         if out_dir.exists():
@@ -171,3 +175,78 @@ def _load_text_encoders_as_fp32(folder: Path) -> None:
         config["dtype"] = "float32"
         # Inside the temp folder that save_final_weights renames into place as a whole.
         path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def output_file_name(cfg: Mapping[str, Any], out_dir: Path) -> str:
+    """<run name>.safetensors: run_name, else the run folder's name, made file-name safe."""
+    import re
+
+    name = str(cfg.get("run_name") or "").strip() or Path(out_dir).parent.name or "lora"
+    return (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "lora") + ".safetensors"
+
+
+def write_lora_file(
+    cfg: Mapping[str, Any],
+    models: Any,
+    plain: Mapping[str, tuple[dict[str, torch.Tensor], dict[str, Any]]],
+    file: Path,
+    dtype: torch.dtype,
+    unet: Any,
+) -> Path:
+    """One LoRA .safetensors in cfg's lora_format (comfyui: kohya keys; diffusers: the
+    pipeline's save_lora_weights layout), with the run's metadata (trainer.lora_metadata)."""
+    from safetensors import safe_open
+
+    from trainer.lora_formats import to_kohya
+    from trainer.lora_metadata import lora_metadata
+
+    fmt = cfg.get("lora_format", "diffusers") or "diffusers"
+    meta = lora_metadata(cfg, models, plain, fmt, file.stem)
+    if fmt == "comfyui":
+        tensors = to_kohya({k: v[0] for k, v in plain.items()}, models.is_sdxl, unet)
+        save_file(_cast(tensors, dtype), str(file), metadata=meta)
+        return file
+    from diffusers.utils import convert_state_dict_to_diffusers
+
+    kwargs: dict[str, Any] = {}
+    for name, (state, adapter) in plain.items():
+        kwargs[f"{name}_lora_layers"] = _cast(convert_state_dict_to_diffusers(state), dtype)
+        kwargs[f"{name}_lora_adapter_metadata"] = adapter
+    models.pipeline_class.save_lora_weights(
+        str(file.parent), weight_name=file.name, safe_serialization=True, **kwargs
+    )
+    with safe_open(str(file), framework="pt") as f:  # add ours beside diffusers' metadata
+        meta = dict(f.metadata() or {}) | meta
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    save_file(tensors, str(file), metadata=meta)
+    return file
+
+
+def write_single_file(
+    cfg: Mapping[str, Any], models: Any, unet: Any, text_encoders: list[Any], file: Path, dtype: Any
+) -> Path:
+    """The whole model as one original-layout .safetensors (what ComfyUI / A1111 load and
+    trainer.single_file reads back), at `dtype`."""
+    from trainer.lora_metadata import model_metadata
+    from trainer.original_layout import pipeline_to_original
+
+    state = pipeline_to_original(models.family, unet, models.vae, list(text_encoders), dtype)
+    save_file(state, str(file), metadata=model_metadata(cfg, models, file.stem))
+    return file
+
+
+def export_checkpoint_lora(
+    cfg: Mapping[str, Any], models: Any, modules: list[Any], folder: Path
+) -> Path:
+    """A checkpoint's LoRA as one <run name>.safetensors in `folder` (the checkpoint folder,
+    still a temp folder when accelerate's save hook runs), in lora_format with the same
+    metadata as the final file. `modules`: the trained modules, denoiser first."""
+    parts = dict(zip(["unet", "text_encoder", "text_encoder_2"], modules, strict=False))
+    initial = models.initial_adapters or [None] * len(parts)
+    plain = {
+        name: plain_lora(module, init)
+        for (name, module), init in zip(parts.items(), initial, strict=True)
+    }
+    file = Path(folder) / output_file_name(cfg, Path(cfg["output_dir"]) / "weights")
+    dtype = SAVE_DTYPES[cfg["save_precision"]]
+    return write_lora_file(cfg, models, plain, file, dtype, modules[0])

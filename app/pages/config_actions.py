@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from nicegui import events, ui
 
 from app.pages.layout import transient_dialog
+from app.pages.preset_dialog import PresetActions
 from app.services import configs as config_ops
 from registry.config_io import ConfigFileError
 from state.config_store import ConfigStoreError
@@ -50,6 +51,8 @@ class ConfigActions:
                 ui.button(label, icon=icon, on_click=handler).props("flat dense no-caps").mark(
                     f"action-{label.lower().replace(' ', '-')}"
                 )
+            self.presets = PresetActions(self.page)
+            self.presets.render()
 
     def render_selector(self) -> ui.select:
         self.selector = ui.select(

@@ -20,6 +20,7 @@ from app.pages.run_bar import (
     format_duration,
     pick_current,
     redraw_on_run_changes,
+    stage_view,
 )
 from app.services import hardware
 from app.services.container import Services, get_services
@@ -50,6 +51,7 @@ class MonitorPage:
         self.last_seq = 0
         self.progress_seq = 0  # seq of the newest progress event drawn
         self.loaded_seq = 0  # events up to this seq were in the detail the page was built from
+        self.stage: dict | None = None  # the latest stage event while the run starts
 
     async def build(self) -> None:
         page_frame(self.services, "/monitor")
@@ -157,6 +159,18 @@ class MonitorPage:
         self.state_badge.props(f"color={_state_color(run.state)}")
         self.progress.value = round(run.step / run.max_steps, 4) if run.max_steps else 0
         parts = [f"step {run.step}/{run.max_steps or '?'}"]
+        if run.state == "starting":  # no step yet: what the trainer is doing, with its count
+            label, done = stage_view(self.stage)
+            parts = [label]
+            self.progress.value = done or 0
+            busy = done is None
+        else:
+            busy = False
+        if busy != ("indeterminate" in self.progress.props):
+            if busy:
+                self.progress.props("indeterminate")
+            else:
+                self.progress.props(remove="indeterminate")
         if run.loss is not None:
             parts.append(f"loss {run.loss:.4f}")
         if run.it_per_s:
@@ -315,6 +329,8 @@ class MonitorPage:
                 self.chart.add(int(data["step"]), data.get("loss"), data.get("lr"))
                 latest = data
                 progress = True
+            elif event.type == "stage":
+                self.stage = dict(data)
             elif event.type == "validation":
                 gallery = True
             elif event.type == "checkpoint":

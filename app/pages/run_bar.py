@@ -10,14 +10,19 @@ Every browser tab has its own bar, fed from the same event bus, so all show the 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+from nicegui import run as nicegui_run
 from nicegui import ui
 
 from app.pages.live_updates import LiveUpdates
+from app.services import hardware
 from app.services.container import Services
+from app.services.estimate_view import describe as describe_estimate
 from app.services.event_bus import Item
 from app.services.events import Event
 from app.services.form_state import FormState
+from app.services.preflight import Finding, preflight
 from app.services.run_service import RunError, RunInfo
 from registry.validation import Issue
 
@@ -64,6 +69,24 @@ def fold_progress(run: RunInfo, data: dict) -> None:
     run.eta_s = data.get("eta_s", run.eta_s)
 
 
+def stage_view(stage: dict | None) -> tuple[str, float | None]:
+    """A starting run's stage as (label, fraction done or None when it has no count)."""
+    if not stage:
+        return "starting: launching the trainer", None
+    name = str(stage.get("name", ""))
+    done, total = stage.get("done"), stage.get("total")
+    if isinstance(total, int) and total > 0 and isinstance(done, int):
+        return f"{name} {done}/{total}", round(min(1.0, done / total), 4)
+    return name, None
+
+
+def stage_of(item: Item) -> dict | None:
+    """The data of a stage event, else None."""
+    if isinstance(item, Event) and item.type == "stage":
+        return dict(item.data)
+    return None
+
+
 def redraw_on_run_changes(service: object, live: LiveUpdates) -> None:
     """Also redraw when runs change without an event (another tab's Stop, a queue reordered,
     a run deleted), so every tab shows the same state. Run services without the hook (a remote
@@ -79,8 +102,11 @@ class RunBar:
         self.services = services
         self.jump_to = jump_to
         self._problems: list[Issue] = []
+        self._findings: list[Finding] = []
         self.current: RunInfo | None = None
         self.queued_count = 0
+        self.stages: dict[str, dict] = {}  # run id -> its latest stage while it starts
+        self._busy = False
         with (
             ui.footer(elevated=True)
             .classes("items-center gap-3 px-3 py-1 bg-grey-2 text-black flex-wrap")
@@ -125,12 +151,22 @@ class RunBar:
                 ui.link("Monitor", "/monitor").classes("text-sm").mark("monitor-link")
             )
             self.reason = ui.label("").classes("text-xs text-grey-8").mark("start-reason")
+            self.estimate = ui.label("").classes("text-xs text-grey-8").mark("run-estimate")
+            self.fit_warning = (
+                ui.label("").classes("text-xs text-warning max-w-xl").mark("fit-warning")
+            )
             self.problem_box = (
                 ui.expansion("", icon="error_outline").classes("text-negative").props("dense")
             )
             self.problem_box.mark("problems")
             with self.problem_box:
                 self.problem_list = ui.column().classes("gap-0 max-h-40 overflow-auto")
+                # What the last preflight (at Start) found, each with its fix.
+                self.preflight_list = (
+                    ui.column().classes("gap-0 max-h-40 overflow-auto").mark("preflight")
+                )
+        self._gpus = hardware.snapshot().gpus  # total memory does not change while we run
+        self.show_estimate()
         self.stop.disable()
         self.resume.disable()
         self.kill.set_visibility(False)
@@ -157,8 +193,9 @@ class RunBar:
                     "click", lambda _, p=issue.path: self.jump_to(p.split("[")[0].split(".")[0])
                 )
         count = len(self._problems)
-        self.problem_box.text = f"{count} problem{'s' if count != 1 else ''} to fix before starting"
-        self.problem_box.set_visibility(bool(count))
+        shown = count + len(self._findings)
+        self.problem_box.text = f"{shown} problem{'s' if shown != 1 else ''} to fix before starting"
+        self.problem_box.set_visibility(bool(shown))
         if count:
             self.reason.text = (
                 f"Start is disabled: {count} problem{'s' if count != 1 else ''} in the config."
@@ -170,6 +207,44 @@ class RunBar:
         else:
             self.reason.text = ""
         self.start.set_enabled(self.can_start)
+
+    def set_preflight(self, findings: list[Finding]) -> None:
+        """Show what the checks before Start found (blocking ones in red), each with its fix."""
+        self._findings = list(findings)
+        self.preflight_list.clear()
+        with self.preflight_list:
+            for finding in self._findings:
+                color = "text-negative" if finding.blocking else "text-warning"
+                with ui.column().classes("gap-0 py-1").mark(f"preflight-{finding.check}"):
+                    link = ui.label(finding.message).classes(f"text-sm {color}")
+                    if finding.path:
+                        link.classes("cursor-pointer underline")
+                        link.on(
+                            "click",
+                            lambda _, p=finding.path: self.jump_to(p.split("[")[0].split(".")[0]),
+                        )
+                    ui.label(f"Fix: {finding.fix}").classes("text-xs text-grey-8")
+        self.set_problems(self._problems)
+
+    def _run_preflight(self) -> list[Finding]:
+        prefs = self.services.prefs.prefs
+        datasets = self.services.datasets  # its probe cache: a re-check only stats files
+        return preflight(
+            self.form.validation().values,
+            output_root=Path(prefs.output_root),
+            datasets_root=Path(prefs.datasets_root),
+            cache=getattr(datasets, "probes", None),
+        )
+
+    def show_estimate(self) -> None:
+        """The form's estimated peak memory and step time; a warning when it will not fit."""
+        try:
+            view = describe_estimate(self.form.validation().values, self._gpus)
+        except (KeyError, TypeError, ValueError):  # a half-typed config: keep the last one
+            return
+        self.estimate.text = view.text
+        self.fit_warning.text = view.warning
+        self.fit_warning.set_visibility(bool(view.warning))
 
     # ---- live state ---------------------------------------------------------------------------
     async def _on_items(self, items: list[Item]) -> None:
@@ -186,6 +261,10 @@ class RunBar:
                 ui.notify(
                     f"Run {item.run_id}: {item.data['message']}", type="negative", multi_line=True
                 )
+        for item in items:
+            stage = stage_of(item)
+            if stage is not None:
+                self.stages[item.run_id] = stage  # type: ignore[union-attr]
         current = self.current
         if items and current is not None and all(_progress_of(i, current.id) for i in items):
             # Training steps of the run shown: fold them in, without listing every run again.
@@ -208,6 +287,7 @@ class RunBar:
 
     def show(self, run: RunInfo | None) -> None:
         self.current = run
+        busy = False  # an indeterminate bar: a stage with nothing to count
         if run is None:
             self.status.text = "Idle: no run yet"
             self.progress.value = 0
@@ -218,6 +298,11 @@ class RunBar:
             fraction = run.step / run.max_steps if run.max_steps else 0.0
             self.progress.value = round(min(1.0, fraction), 4)
             self.step_label.text = f"step {run.step}/{run.max_steps or '?'}"
+            if run.state == "starting":  # no step yet: say what the trainer is doing
+                label, done = stage_view(self.stages.get(run.id))
+                self.step_label.text = label
+                self.progress.value = done or 0
+                busy = done is None
             stats = []
             if run.it_per_s:
                 stats.append(f"{run.it_per_s:.2f} it/s")
@@ -228,6 +313,7 @@ class RunBar:
             if self.queued_count and run.state != "queued":
                 stats.append(f"{self.queued_count} queued")
             self.stats.text = " · ".join(stats)
+        self._set_busy(busy)
         self.stop.set_enabled(run is not None and run.can_stop)
         self.resume.set_enabled(run is not None and run.can_resume)
         self.kill.set_visibility(
@@ -237,11 +323,31 @@ class RunBar:
         )
         self.set_problems(self._problems)
 
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            if busy:
+                self.progress.props("indeterminate")
+            else:
+                self.progress.props(remove="indeterminate")
+
     # ---- buttons ------------------------------------------------------------------------------
     async def _start(self) -> None:
         service = self.services.run_service
         if service is None or not self.can_start:
             return
+        findings = await nicegui_run.io_bound(self._run_preflight)  # reads folders: off the loop
+        self.set_preflight(findings)
+        blocking = [f for f in findings if f.blocking]
+        if blocking:
+            ui.notify(
+                f"Not started: {blocking[0].message} (see the problems below)",
+                type="negative",
+                multi_line=True,
+            )
+            return
+        if self.fit_warning.text:  # said before the run fails with out-of-memory
+            ui.notify(self.fit_warning.text, type="warning", multi_line=True)
         try:
             run = await service.start_run(
                 config=self.form.config(), config_name=self.form.config_name

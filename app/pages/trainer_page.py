@@ -25,6 +25,7 @@ from app.services.fields_ui import FieldsUI
 from app.services.form_state import FieldChange, FormState
 from app.services.tabs import DATASETS_TAB
 from registry.catalogue import DATASET_FIELDS, FIELDS
+from registry.family_defaults import family_changes
 
 DRAFT_KEY = "trainer_draft"
 TAB_KEY = "trainer_tab"
@@ -182,8 +183,24 @@ class TrainerPage:
     # ---- edits ---------------------------------------------------------------------------
     def _edit(self, name: str, value: Any) -> None:
         started = time.perf_counter()
+        before = self.form.value("model_family")
         self.form.set_value(name, value)
         self.last_apply_ms = (time.perf_counter() - started) * 1000
+        if name == "model_family" and value != before:
+            self._family_defaults_moved(before, str(value))
+
+    def _family_defaults_moved(self, before: str, after: str) -> None:
+        """Fields the user never set follow the new family's defaults; say which moved."""
+        moved = family_changes(before, after, self.form.explicit)
+        if not moved:
+            return
+        self.fields.set_values({n: new for n, (_, new) in moved.items()})
+        parts = [f"{FIELDS[n].display_label} {old} → {new}" for n, (old, new) in moved.items()]
+        ui.notify(
+            f"{FIELDS['model_family'].display_label} defaults applied: {', '.join(parts)}"
+            " (your own edits are kept)",
+            type="info",
+        )
 
     def _on_change(self, change: FieldChange) -> None:
         self.fields.apply_states(change.changed_states)
@@ -194,6 +211,7 @@ class TrainerPage:
             self.fields.set_error(change.name, change.error)
         if change.dirty_changed:
             self._show_dirty()
+        self.run_bar.show_estimate()
         self._save_draft()
         if change.name in _ONBOARDING_FIELDS:
             self.onboarding.complete(_ONBOARDING_FIELDS[change.name])
@@ -206,6 +224,7 @@ class TrainerPage:
         self.fields.apply_all_states(self.form.states)
         self.fields.sync_errors(self._errors())
         self.run_bar.set_problems(self.form.problems())
+        self.run_bar.show_estimate()
         self.name_label.text = self._name_text()
         self._show_dirty()
         self._save_draft()

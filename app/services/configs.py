@@ -13,6 +13,7 @@ from typing import Any, Literal
 from registry.catalogue import FIELDS
 from registry.cli import command_line
 from registry.config_io import ConfigFileError, dumps_json, dumps_toml, parse_config_text
+from registry.family_defaults import default_for
 
 Format = Literal["toml", "json"]
 
@@ -72,8 +73,11 @@ class DiffRow:
 
 
 def diff_against_defaults(config: dict[str, Any]) -> list[DiffRow]:
-    """Every explicitly set value, in catalogue order, with its default beside it."""
-    return [DiffRow(n, f.default, config[n]) for n, f in FIELDS.items() if n in config]
+    """Every explicitly set value, in catalogue order, with its default (for the config's
+    model family) beside it."""
+    family = config.get("model_family")
+    family = family if isinstance(family, str) else None
+    return [DiffRow(n, default_for(n, family), config[n]) for n in FIELDS if n in config]
 
 
 def command_lines(

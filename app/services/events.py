@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 EVENTS_FILE = "events.jsonl"
 SCHEMA_VERSION = 1
 
-EventType = Literal["lifecycle", "progress", "validation", "checkpoint", "log", "error"]
+EventType = Literal["lifecycle", "progress", "stage", "validation", "checkpoint", "log", "error"]
 LifecycleState = Literal["starting", "running", "stopping", "stopped", "completed", "failed"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -40,6 +40,15 @@ class ProgressData(_Data):
     lr: float | None = None
     it_per_s: float | None = None
     eta_s: float | None = None
+
+
+class StageData(_Data):
+    """What a starting run is doing before step 1 (loading model, preparing datasets, caching
+    latents, ...); `done`/`total` count items where the stage has them."""
+
+    name: str = Field(min_length=1, max_length=200)
+    done: int | None = Field(default=None, ge=0)
+    total: int | None = Field(default=None, ge=0)
 
 
 class ValidationImage(_Data):
@@ -70,6 +79,7 @@ class ErrorData(_Data):
 DATA_MODELS: dict[str, type[_Data]] = {
     "lifecycle": LifecycleData,
     "progress": ProgressData,
+    "stage": StageData,
     "validation": ValidationData,
     "checkpoint": CheckpointData,
     "log": LogData,

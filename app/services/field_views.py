@@ -19,7 +19,7 @@ class FieldView:
     name: str
     label: str
     type: FieldType
-    widget: str  # number | text | textarea | switch | select | multiselect | path
+    widget: str  # number | text | textarea | switch | select | multiselect | path | model_file
     value: Any
     default: Any
     importance: Importance
@@ -50,6 +50,8 @@ def widget_for(spec: ConfigField) -> str:
         return "select"
     if spec.type == FieldType.MULTI_CHOICE:
         return "multiselect"
+    if spec.widget == "model_file":  # a folder, Hub id or model file: both pickers
+        return "model_file"
     if spec.type == FieldType.PATH or spec.widget == "folder":
         return "path"
     if spec.type in (FieldType.TEXT, FieldType.LIST) or spec.widget == "textarea":

@@ -161,6 +161,8 @@ class FieldsUI:
         if view.widget == "textarea":
             area = ui.textarea(value=value or "", placeholder=view.placeholder, on_change=changed)
             return area.props("dense outlined autogrow debounce=300").classes("w-full")
+        if view.widget == "model_file":
+            return self._render_model_file(view, value)
         box = ui.input(value=value or "", placeholder=view.placeholder, on_change=changed)
         box.props("dense outlined debounce=300").classes("w-full")
         if view.widget == "path":
@@ -171,6 +173,37 @@ class FieldsUI:
                 ).props("flat dense round").tooltip("Choose a folder on the server").mark(
                     f"pick-{name}"
                 )
+        return box
+
+    def _render_model_file(self, view: FieldView, value: Any) -> Any:
+        """A path box with a folder and a model-file picker; below it, what a chosen file's
+        header says (app.pages.model_file_picker: a header read, no torch)."""
+        from app.pages.model_file_picker import model_facts_text, pick_model_file
+
+        name = view.name
+
+        def changed(e: Any) -> None:
+            facts.text = model_facts_text(str(e.value or ""))
+            facts.visible = bool(facts.text)
+            if not self._suppress:
+                self.on_edit(name, e.value)
+
+        box = ui.input(value=value or "", placeholder=view.placeholder, on_change=changed)
+        box.props("dense outlined debounce=300").classes("w-full")
+        with box.add_slot("append"):
+            ui.button(
+                icon="folder_open", on_click=lambda: self.pick_folder(box.value, self._setter(box))
+            ).props("flat dense round").tooltip("Choose a folder on the server").mark(
+                f"pick-{name}"
+            )
+            ui.button(
+                icon="description", on_click=lambda: pick_model_file(box.value, self._setter(box))
+            ).props("flat dense round").tooltip("Choose a model file on the server").mark(
+                f"pick-file-{name}"
+            )
+        facts = ui.label(model_facts_text(str(value or ""))).classes("text-xs text-primary")
+        facts.mark(f"facts-{name}")
+        facts.visible = bool(facts.text)
         return box
 
     @staticmethod

@@ -14,6 +14,7 @@ from typing import Any
 
 from registry.catalogue import FIELDS
 from registry.evaluator import Evaluator, FieldState, PlatformContext
+from registry.family_defaults import default_for
 from registry.field import ConfigField, FieldType, Scope
 from registry.validation import Issue, ValidationResult, check_value, validate_config
 
@@ -69,7 +70,9 @@ class FormState:
     def value(self, name: str) -> Any:
         if name in self.explicit:
             return self.explicit[name]
-        return copy.deepcopy(FIELDS[name].default)
+        if name == "model_family":
+            return copy.deepcopy(FIELDS[name].default)
+        return default_for(name, self.value("model_family"))
 
     def config(self) -> dict[str, Any]:
         """The sparse config as saved or exported: explicit values plus the datasets."""

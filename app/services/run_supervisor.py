@@ -39,7 +39,14 @@ from app.services.run_launch import (
 )
 from app.services.run_live import RunLive, checkpoints_on_disk, has_checkpoint, log_tail
 from app.services.run_rebuild import rebuild_record
-from app.services.run_service import RunDetail, RunError, RunFile, RunInfo, file_in_run
+from app.services.run_service import (
+    CheckpointInfo,
+    RunDetail,
+    RunError,
+    RunFile,
+    RunInfo,
+    file_in_run,
+)
 from registry.config_io import ConfigFileError, save_config_file
 from registry.evaluator import PlatformContext
 from registry.validation import validate_config
@@ -478,15 +485,20 @@ class LocalRunService:
     async def get_detail(self, run_id: str, include_progress: bool = True) -> RunDetail:
         await self.ensure_started()
         live = self._live(run_id)
-        self._load(live, publish=False)
+        checkpoints: list[CheckpointInfo] = []
+        try:
+            self._load(live, publish=False)
+            if live.record.run_dir:
+                checkpoints = checkpoints_on_disk(Path(live.record.run_dir))
+        except (OSError, ValueError) as exc:  # a damaged record's folder: show what there is
+            live.loaded = True
+            log.warning("run %s: its folder cannot be read: %s", run_id, exc)
         self._keep_loaded(live)
         return RunDetail(
             run=self._info(live),
             progress=live.progress.models() if include_progress else [],
             validations=live.validation_steps(),
-            checkpoints=checkpoints_on_disk(Path(live.record.run_dir))
-            if live.record.run_dir
-            else [],
+            checkpoints=checkpoints,
             logs=list(live.logs)[-500:],
         )
 
@@ -714,8 +726,11 @@ class LocalRunService:
         await self.ensure_started()
         live = self._live(run_id)
         path = self._follower(live).events_path
-        if live.record.run_dir and path.exists():
-            return read_events(path, seq)
+        try:
+            if live.record.run_dir and path.exists():
+                return read_events(path, seq)
+        except (OSError, ValueError) as exc:  # a damaged record's folder
+            log.warning("run %s: its events cannot be read: %s", run_id, exc)
         return [e for e in self.bus.tail(run_id) if e.seq > seq]
 
     async def open_file(self, run_id: str, path: str) -> RunFile:

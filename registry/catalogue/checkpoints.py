@@ -100,6 +100,46 @@ FIELDS: tuple[ConfigField, ...] = (
         width=4,
     ),
     _field(
+        name="lora_format",
+        type=FieldType.CHOICE,
+        default="comfyui",
+        section="Output",
+        importance=Importance.COMMON,
+        label="LoRA file format",
+        choices=(
+            Choice(
+                value="comfyui",
+                label="ComfyUI / A1111 (kohya keys)",
+                help="lora_unet_... / lora_te_... keys with .alpha: what ComfyUI, Forge/A1111 "
+                "and InvokeAI load; diffusers loads it too.",
+            ),
+            Choice(
+                value="diffusers",
+                label="diffusers (peft keys)",
+                help="unet.* / text_encoder.* keys as diffusers' save_lora_weights writes them.",
+            ),
+        ),
+        help="Key layout of the saved LoRA file. Both load with diffusers' load_lora_weights "
+        "and give the same images; the file is named after the run and carries the base model, "
+        "rank, steps, datasets, the run's config and modelspec metadata.",
+        model_families=("demo", "sd1x", "sd2x", "sdxl"),
+        dependencies=(only_if("model_type", "lora"),),
+        width=4,
+    ),
+    _field(
+        name="save_single_file",
+        type=FieldType.BOOL,
+        default=False,
+        section="Output",
+        importance=Importance.ADVANCED,
+        label="Also save one .safetensors",
+        help="For a full fine-tune, also write the model as one .safetensors file in the "
+        "original (ComfyUI / A1111) layout, at save_precision, beside the diffusers folder.",
+        model_families=("sd1x", "sd2x", "sdxl"),
+        dependencies=(only_if("model_type", "full"),),
+        width=4,
+    ),
+    _field(
         name="logging_steps",
         type=FieldType.INT,
         default=1,

@@ -82,13 +82,15 @@ FIELDS: tuple[ConfigField, ...] = (
         section="Base model",
         importance=Importance.ESSENTIAL,
         label="Base model",
-        help="A local diffusers folder (with model_index.json) or a Hugging Face Hub id such as "
-        "'stable-diffusion-v1-5/stable-diffusion-v1-5'. A Hub id is taken from your local "
-        "Hugging Face cache when it is there, otherwise downloaded. Single-file .safetensors "
-        "checkpoints must be converted to the diffusers layout first.",
-        placeholder="stabilityai/stable-diffusion-xl-base-1.0 or /models/my-sdxl",
+        help="A local diffusers folder (with model_index.json), a Hugging Face Hub id such as "
+        "'stable-diffusion-v1-5/stable-diffusion-v1-5', or for SD 1.x / 2.x / SDXL one "
+        ".safetensors checkpoint as model sites share them (its family is read from the file "
+        "and must match model_family). A Hub id is taken from your local Hugging Face cache "
+        "when it is there, otherwise downloaded. Pickle .ckpt files need "
+        "allow_pickle_checkpoints.",
+        placeholder="stabilityai/stable-diffusion-xl-base-1.0 or /models/my-sdxl.safetensors",
         dependencies=(_not_demo,),
-        widget="folder",
+        widget="model_file",
         width=8,
     ),
     _field(
@@ -122,14 +124,45 @@ FIELDS: tuple[ConfigField, ...] = (
         section="Base model",
         importance=Importance.ADVANCED,
         label="Replacement VAE",
-        help="Load the VAE from another diffusers VAE folder (with config.json) or Hub id instead "
-        "of the base model's. The usual case is SDXL with 'madebyollin/sdxl-vae-fp16-fix', "
-        "whose VAE does not overflow in fp16. Single-file VAEs (.safetensors) are not supported "
-        "yet. Empty keeps the base model's VAE.",
+        help="Load the VAE from another diffusers VAE folder (with config.json), Hub id or "
+        "single .safetensors VAE file instead of the base model's. The usual case is SDXL with "
+        "'madebyollin/sdxl-vae-fp16-fix', whose VAE does not overflow in fp16. Empty keeps the "
+        "base model's VAE.",
         placeholder="madebyollin/sdxl-vae-fp16-fix",
         dependencies=(_not_demo,),
         widget="folder",
         width=8,
+    ),
+    _field(
+        name="single_file_config",
+        type=FieldType.PATH,
+        default="",
+        section="Base model",
+        importance=Importance.EXPERT,
+        label="Single-file layout from",
+        help="A single-file checkpoint holds weights only: the configs of its parts, its "
+        "tokenizers and its scheduler come from this diffusers folder or Hub id of the same "
+        "architecture. Empty uses the family's reference model (SD 1.5, SD 2.1 or SDXL base) "
+        "from the local Hugging Face cache; nothing is downloaded.",
+        placeholder="/models/sdxl-base-diffusers",
+        model_families=("sd1x", "sd2x", "sdxl"),
+        dependencies=(_not_demo,),
+        widget="folder",
+        width=8,
+    ),
+    _field(
+        name="allow_pickle_checkpoints",
+        type=FieldType.BOOL,
+        default=False,
+        section="Base model",
+        importance=Importance.EXPERT,
+        label="Allow pickle checkpoints",
+        help="Let the base model or VAE be a pickled .ckpt / .pt / .bin file. Loading a pickle "
+        "runs any code it contains, so only turn this on for files from a source you trust; "
+        "converting the file to .safetensors once is the safer choice.",
+        model_families=("sd1x", "sd2x", "sdxl"),
+        dependencies=(_not_demo,),
+        width=4,
     ),
     _field(
         name="model_type",
@@ -256,6 +289,23 @@ FIELDS: tuple[ConfigField, ...] = (
         "you are experimenting.",
         dependencies=(_lora,),
         width=3,
+    ),
+    _field(
+        name="init_lora",
+        type=FieldType.PATH,
+        default="",
+        section="LoRA",
+        importance=Importance.ADVANCED,
+        label="Continue from LoRA",
+        help="Start from an existing LoRA .safetensors file (diffusers or ComfyUI/kohya layout) "
+        "instead of fresh adapters: training continues from its weights. Its rank and target "
+        "layers must match lora_rank and lora_target_modules; a mismatch is reported before "
+        "training starts.",
+        placeholder="/loras/my-style.safetensors",
+        model_families=("demo", "sd1x", "sd2x", "sdxl"),
+        dependencies=(_lora,),
+        widget="model_file",
+        width=8,
     ),
     _field(
         name="use_rslora",

@@ -24,30 +24,33 @@ def _diffusers_folder(root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("name", ["model.safetensors", "model.ckpt", "model.BIN", "v1-5.pth"])
-def test_a_single_file_base_model_is_refused_saying_what_is_supported(
-    tmp_path: Path, name: str
-) -> None:
+@pytest.mark.parametrize("name", ["model.safetensors", "my-model"])
+def test_a_file_that_is_not_safetensors_is_refused_saying_so(tmp_path: Path, name: str) -> None:
     file = tmp_path / name
     file.write_bytes(b"\0" * 16)
     [issue] = _model_errors(tmp_path, pretrained_model_name_or_path=str(file))
     assert issue.path == "pretrained_model_name_or_path"
     assert issue.kind == "combination"
-    assert "single file" in issue.message
-    assert "model_index.json" in issue.message and "Hub id" in issue.message
-    assert "from_single_file" in issue.message  # how to convert it
+    assert "not a safetensors file" in issue.message
+
+
+@pytest.mark.parametrize("name", ["model.ckpt", "model.BIN", "v1-5.pth"])
+def test_a_pickle_checkpoint_is_refused_unless_allowed(tmp_path: Path, name: str) -> None:
+    file = tmp_path / name
+    file.write_bytes(b"\0" * 16)
+    [issue] = _model_errors(tmp_path, pretrained_model_name_or_path=str(file))
+    assert issue.path == "pretrained_model_name_or_path"
+    assert "pickle" in issue.message and "allow_pickle_checkpoints" in issue.message
+    assert ".safetensors" in issue.message  # how to convert it
+    allowed = _model_errors(
+        tmp_path, pretrained_model_name_or_path=str(file), allow_pickle_checkpoints=True
+    )
+    assert allowed == []
 
 
 def test_a_missing_checkpoint_file_is_refused_by_its_extension(tmp_path: Path) -> None:
     [issue] = _model_errors(tmp_path, pretrained_model_name_or_path="/models/sd15.safetensors")
-    assert issue.path == "pretrained_model_name_or_path" and "single file" in issue.message
-
-
-def test_any_existing_file_is_refused_whatever_its_name(tmp_path: Path) -> None:
-    file = tmp_path / "my-model"
-    file.write_text("not a folder")
-    [issue] = _model_errors(tmp_path, pretrained_model_name_or_path=str(file))
-    assert "single file" in issue.message
+    assert issue.path == "pretrained_model_name_or_path" and "no file" in issue.message
 
 
 def test_a_folder_without_model_index_is_refused(tmp_path: Path) -> None:
@@ -66,7 +69,7 @@ def test_a_diffusers_folder_and_hub_ids_pass(tmp_path: Path) -> None:
     assert _model_errors(tmp_path, pretrained_model_name_or_path=hub) == []
 
 
-def test_a_single_file_vae_is_refused(tmp_path: Path) -> None:
+def test_a_vae_file_that_is_not_safetensors_is_refused(tmp_path: Path) -> None:
     base = str(_diffusers_folder(tmp_path / "sd15"))
     vae = tmp_path / "vae-ft-mse.safetensors"
     vae.write_bytes(b"\0")
@@ -74,7 +77,7 @@ def test_a_single_file_vae_is_refused(tmp_path: Path) -> None:
         tmp_path, pretrained_model_name_or_path=base, pretrained_vae_model_name_or_path=str(vae)
     )
     assert issue.path == "pretrained_vae_model_name_or_path"
-    assert "single file" in issue.message and "config.json" in issue.message
+    assert "not a safetensors file" in issue.message
 
 
 def test_a_pipeline_folder_as_vae_points_to_its_vae_subfolder(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ test the supervisor's own logic quickly; the acceptance tests run the real train
 
 usage: python fake_trainer.py --config RUN.toml [--resume_from_checkpoint latest]
        [--step_s 0.05] [--events_per_step 1]
-env: FAKE_STEP_S (seconds a step), FAKE_STUCK_ON_STOP=1 (hang after SIGTERM, for Kill)
+env: FAKE_STEP_S (seconds a step), FAKE_STAGE_S (seconds each start-up stage event waits), FAKE_STUCK_ON_STOP=1 (hang after SIGTERM, for Kill)
 """
 
 from __future__ import annotations
@@ -62,6 +62,13 @@ def main() -> int:
         step = found[-1] if found else 0
     emit("lifecycle", {"state": "starting", "message": "fake"})
     print(f"fake trainer starting at step {step}", flush=True)
+    stage_s = float(os.environ.get("FAKE_STAGE_S", "0"))  # the "starting" phase's stages
+    if stage_s:
+        sink.stage("loading model")
+        time.sleep(stage_s)
+        for done in range(5):
+            sink.stage("caching latents", done, 4)
+            time.sleep(stage_s)
     emit("lifecycle", {"state": "running", "message": f"training {max_steps} steps"})
     while step < max_steps:
         time.sleep(args.step_s)

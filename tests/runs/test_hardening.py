@@ -20,7 +20,7 @@ from app.services.run_service import RunError
 from app.trainer_server import build_trainer_app
 from state.run_records import RunRecord, RunRecordStore
 
-from .helpers import ServiceFactory, demo_config, fake_command, wait_for
+from .helpers import ServiceFactory, demo_config, element, fake_command, wait_for
 
 
 @pytest.fixture
@@ -65,7 +65,14 @@ async def test_a_record_that_cannot_be_shown_never_breaks_the_listing(
         assert runs["huge"]["max_steps"] == 10**30
         assert runs["nul"]["state"] == "damaged"
         assert "cannot be shown" in runs["nul"]["message"]
-        for path in ("/api/runs/huge", "/api/runs/nul", "/api/runs/huge/detail"):
+        for path in (
+            "/api/runs/huge",
+            "/api/runs/nul",
+            "/api/runs/huge/detail",
+            "/api/runs/nul/detail",
+            "/api/runs/nul/events",
+            "/api/runs/huge/events",
+        ):
             assert (await api.get(path)).status_code == 200, path
         kill = await api.post("/api/runs/huge/kill")
         assert kill.status_code == 409, kill.text  # not running: a clear answer, not a 500
@@ -227,3 +234,21 @@ def test_an_endless_output_line_is_cut_and_memory_stays_bounded(tmp_path: Path) 
     assert lines[0].startswith("x" * MAX_LINE_CHARS) and "line cut" in lines[0]
     assert len(lines[0]) < MAX_LINE_CHARS + 200
     assert lines[1] == "after"
+
+
+async def test_pages_show_damaged_runs_instead_of_failing(
+    app_user: User, make_service: ServiceFactory, runs_home: Path
+) -> None:
+    store = RunRecordStore()
+    store.root.mkdir(parents=True, exist_ok=True)
+    store.path_for("20260101-000000-aaaaaa").write_text("{truncated")
+    store.save(RunRecord(id="nul", state="failed", run_dir="bad\x00dir"))
+    app_user.services.run_service = fake_service(make_service)  # restarted over these records
+    await app_user.open("/runs")
+    rows = {row["id"]: row for row in element(app_user, "runs-table").rows}
+    assert set(rows) == {"20260101-000000-aaaaaa", "nul"}
+    assert all(row["state"] == "damaged" for row in rows.values()), rows
+    await app_user.open("/monitor/20260101-000000-aaaaaa")
+    await app_user.should_see("no run folder was found")
+    await app_user.open("/monitor/nul")
+    await app_user.should_see("cannot be shown")

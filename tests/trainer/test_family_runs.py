@@ -176,6 +176,11 @@ def _one_image(folder: Path) -> Path:
 def test_loss_falls_on_an_image_the_model_can_memorise(
     tiny: str, tiny_models: dict, tmp_path: Path, demo_model: Path
 ) -> None:
+    """A full fine-tune (the tiny denoisers are random: their LoRAs have little to build on),
+    one image seen 4 times per batch so each step averages 4 noise draws. Measured ratio of
+    the last 10 steps' mean loss to the first 10's, seeds 0-2: demo 0.31-0.40, sd1x 0.11-0.12,
+    sd2x 0.23-0.51, sdxl 0.11-0.12, flux-dev 0.08-0.10, flux-schnell 0.10-0.12, sd3 0.28-0.30;
+    a model that does not learn stays near 1."""
     steps = 100
     out = tmp_path / "run"
     raw = raw_config(
@@ -183,15 +188,15 @@ def test_loss_falls_on_an_image_the_model_can_memorise(
         out,
         tiny_models,
         None,
+        model_type="full",
         max_train_steps=steps,
         train_batch_size=4,
-        learning_rate=1e-2,
+        learning_rate=1e-3,
         lr_scheduler="constant",
         num_cpu_threads_per_process=1,
     )
-    # One image seen 4 times per batch: each step averages 4 noise draws.
     raw["datasets"] = [{"path": str(_one_image(tmp_path / "data")), "repeats": 4}]
     code, _ = run_in_process(raw)
     assert code == 0, read_events(out)[-1]
     values = [losses(out)[s] for s in range(1, steps + 1)]
-    assert mean(values[-10:]) < 0.8 * mean(values[:10])
+    assert mean(values[-10:]) < 0.7 * mean(values[:10])

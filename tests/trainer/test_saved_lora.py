@@ -226,8 +226,15 @@ def test_sdxl_text_encoder_adapters_sit_only_on_layers_that_reach_the_loss(
     1's last layer, whose output SDXL never uses."""
     from safetensors.torch import load_file
 
-    _train(tmp_path / "run", sdxl_pipeline, "sdxl", image_folder, train_text_encoder=True)
-    state = load_file(tmp_path / "run" / "weights" / "pytorch_lora_weights.safetensors")
+    _train(
+        tmp_path / "run",
+        sdxl_pipeline,
+        "sdxl",
+        image_folder,
+        train_text_encoder=True,
+        lora_format="diffusers",  # text_encoder. / text_encoder_2. key prefixes
+    )
+    state = load_file(tmp_path / "run" / "weights" / "run.safetensors")
     ups = {k: v for k, v in state.items() if k.endswith("up.weight")}  # lora_B
     untrained = sorted(k for k, v in ups.items() if not v.abs().max() > 0)
     assert not untrained, untrained

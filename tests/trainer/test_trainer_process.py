@@ -78,7 +78,7 @@ def test_cli_demo_four_steps(tmp_path: Path) -> None:
     assert proc.returncode == 0, output
     assert states(out) == ["starting", "running", "completed"]
     assert sorted(losses(out)) == [1, 2, 3, 4]
-    assert (out / "weights" / "pytorch_lora_weights.safetensors").is_file()
+    assert (out / "weights" / "OUT.safetensors").is_file()  # named after the run
 
 
 def test_sigterm_finishes_the_step_checkpoints_and_stops(tmp_path: Path) -> None:

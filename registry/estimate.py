@@ -1,0 +1,275 @@
+"""Peak training memory and time per step of a config, without torch (pure arithmetic).
+
+The model (all sizes in bytes, P = parameter counts):
+
+    weights      = P_denoiser * b_w   (+ P_text * b_frozen unless text embeddings are cached)
+                                      (+ P_vae * b_frozen unless latents are cached)
+    trained      = T   (LoRA: rank * sum(in + out) of each targeted linear; full: P_denoiser)
+    gradients    = T * 4              (trained parameters stay fp32)
+    optimizer    = T * OPTIMIZER_BYTES[optimizer]
+    ema          = T * 4              (full fine-tuning with use_ema)
+    activations  = batch * ACT_BYTES_PER_PX[family] * pixels * act_scale
+                   (act_scale: 0.5 under fp16/bf16/fp8 autocast, 1 in fp32;
+                    * GC_FACTOR with gradient checkpointing)
+    peak         = (weights + trained-weight copy + gradients + optimizer + ema + activations)
+                   * (1 + OVERHEAD) + CONTEXT_BYTES (CUDA context, allocator slack)
+
+b_w is the storage of the denoiser's weights: 4 bytes in full fine-tuning (the loop trains it
+in fp32), else the mixed-precision dtype (2 for fp16/bf16, 4 for "no"), or 1 / 0.5 when the
+base model is quantized to int8/fp8 / nf4. Frozen encoders take the mixed-precision dtype.
+
+Time per step = passes * forward FLOPs (passes: 3 in full training, whose backward costs two
+forwards; 2 for LoRA, whose frozen weights need no weight gradients; +1 with checkpointing) * batch / (device TFLOPS * MFU). Forward FLOPs: transformers
+(flux, sd3) 2 * P * tokens; UNets (sd1x/sd2x/sdxl/demo) a published per-image figure at
+their native resolution scaled by the pixel count.
+
+Parameter counts are read from the base model's safetensors headers when the files are at
+hand (`count_parameters`), else taken from PUBLISHED_PARAMS (model cards / papers).
+ACT_BYTES_PER_PX is calibrated against the memory the diffusers training scripts are
+commonly reported to use (SD 1.5 LoRA at 512 px, batch 1, fp16: ~6-7 GB; SDXL LoRA at
+1024 px with gradient checkpointing: ~12-16 GB; Flux LoRA at 1024 px, bf16, checkpointing,
+cached embeddings: ~24+ GB, less with 8-bit/nf4 weights) and, for the demo, against
+bench/estimate.py's measurement. Treat results as +-25% planning figures, not guarantees.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GB = 1024**3
+
+# Published parameter counts: denoiser, text encoders (together), VAE.
+PUBLISHED_PARAMS: dict[str, dict[str, float]] = {
+    "demo": {"denoiser": 3.15e6, "text": 0.105e6, "vae": 0.317e6},
+    "sd1x": {"denoiser": 859.5e6, "text": 123.1e6, "vae": 83.7e6},
+    "sd2x": {"denoiser": 865.9e6, "text": 340.4e6, "vae": 83.7e6},
+    "sdxl": {"denoiser": 2567.5e6, "text": 817.6e6, "vae": 83.7e6},  # CLIP-L + bigG
+    "flux": {"denoiser": 11.9e9, "text": 4.88e9, "vae": 83.8e6},  # CLIP-L + T5-XXL encoder
+    "sd3": {"denoiser": 8.06e9, "text": 5.69e9, "vae": 83.8e6},  # SD 3.5 large; CLIPs + T5
+}
+# LoRA parameters per unit of rank when only to_q/to_k/to_v/to_out.0 are targeted: the sum of
+# (in + out) over those linears, counted from each architecture (e.g. SD 1.5: 16 transformer
+# blocks, 14*d + 2*768 per block, d in 320/640/1280 -> 199,296).
+LORA_PER_RANK: dict[str, float] = {
+    "demo": 4992,
+    "sd1x": 199_296,
+    "sd2x": 207_488,
+    "sdxl": 1_451_520,
+    "flux": 1_167_360,
+    "sd3": 739_328,
+}
+DEFAULT_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+# Activation bytes per training pixel per image at fp32 without checkpointing (calibrated,
+# see the module docstring).
+ACT_BYTES_PER_PX: dict[str, float] = {
+    "demo": 4_000.0,
+    "sd1x": 18_000.0,
+    "sd2x": 18_000.0,
+    "sdxl": 14_000.0,
+    "flux": 16_000.0,
+    "sd3": 14_000.0,
+}
+NATIVE_RESOLUTION = {"demo": 64, "sd1x": 512, "sd2x": 768, "sdxl": 1024, "flux": 1024, "sd3": 1024}
+# Forward GFLOPs per image at the native resolution for the UNets (published/profiled figures).
+UNET_GFLOPS = {"demo": 0.12, "sd1x": 400.0, "sd2x": 900.0, "sdxl": 3_000.0}
+LATENT_DOWNSCALE, PATCH = 8, 2
+TEXT_TOKENS = {"flux": 512, "sd3": 333}
+GC_FACTOR = 0.25  # checkpointing keeps block inputs only, recomputes the rest
+OVERHEAD = 0.10  # allocator fragmentation, temporary buffers
+CONTEXT_BYTES = 0.5 * GB  # CUDA context and cuDNN/cuBLAS workspaces
+OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2, "adafactor": 4, "prodigy": 16, "lion": 4, "sgd": 0}
+PRECISION_BYTES = {"no": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0}
+QUANT_BYTES = {"int8": 1.0, "fp8": 1.0, "nf4": 0.5625}  # nf4: 4 bits + block scales
+MFU = 0.35  # achieved share of peak FLOPs in diffusion training
+DEFAULT_GPU_TFLOPS = 165.0  # an RTX 4090's dense bf16 peak, when the GPU is not known
+CPU_TFLOPS = 0.05
+
+
+@dataclass(frozen=True)
+class Estimate:
+    parts: dict[str, float]  # bytes per item (weights, trained, gradients, ...)
+    peak_bytes: float
+    step_s: float
+    params: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def peak_gb(self) -> float:
+        return self.peak_bytes / GB
+
+
+def safetensors_params(path: Path) -> tuple[int, dict[str, list[int]]]:
+    """(parameter count, name -> shape) from a .safetensors header; no tensor is read."""
+    with path.open("rb") as handle:
+        (size,) = struct.unpack("<Q", handle.read(8))
+        if size > 100 * 1024 * 1024:
+            raise ValueError(f"{path}: not a safetensors file (header of {size} bytes)")
+        header = json.loads(handle.read(size))
+    header.pop("__metadata__", None)
+    shapes = {name: list(info["shape"]) for name, info in header.items()}
+    return sum(math.prod(s) for s in shapes.values()), shapes
+
+
+_COMPONENTS = {
+    "unet": "denoiser",
+    "transformer": "denoiser",
+    "text_encoder": "text",
+    "text_encoder_2": "text",
+    "text_encoder_3": "text",
+    "vae": "vae",
+}
+
+
+def count_parameters(model_dir: Path, targets: tuple[str, ...] = DEFAULT_LORA_TARGETS) -> dict:
+    """Parameter counts of a diffusers folder, by role, plus `lora_per_rank` for `targets`.
+    Missing or unreadable files give an empty dict (the caller falls back to the table)."""
+    counts: dict[str, float] = {}
+    per_rank = 0
+    for sub, role in _COMPONENTS.items():
+        for file in sorted((Path(model_dir) / sub).glob("*.safetensors")):
+            try:
+                n, shapes = safetensors_params(file)
+            except (OSError, ValueError, KeyError, struct.error):
+                return {}
+            counts[role] = counts.get(role, 0) + n
+            if role == "denoiser":
+                per_rank += sum(
+                    s[0] + s[1]
+                    for name, s in shapes.items()
+                    if len(s) == 2 and any(name.endswith(f".{t}.weight") for t in targets)
+                )
+    if "denoiser" in counts:
+        counts["lora_per_rank"] = per_rank
+    return counts
+
+
+def trained_parameters(cfg: Mapping[str, Any], params: Mapping[str, float] | None = None) -> float:
+    """Parameters that get gradients: the whole denoiser in full fine-tuning, else the LoRA
+    (rank * sum(in + out) of the targeted linears)."""
+    family = str(cfg["model_family"])
+    if cfg["model_type"] == "full":
+        if params and params.get("denoiser"):
+            return float(params["denoiser"])
+        return PUBLISHED_PARAMS.get(family, PUBLISHED_PARAMS["sd1x"])["denoiser"]
+    per_rank = (params or {}).get("lora_per_rank") or LORA_PER_RANK.get(family, 0)
+    return float(cfg["lora_rank"]) * float(per_rank)
+
+
+def _gpu_tflops(gpu_names: list[str]) -> float:
+    table = {"h200": 990, "h100": 990, "a100": 312, "l40": 362, "4090": 165, "3090": 71, "a10": 125}
+    for name in gpu_names:
+        for key, tflops in table.items():
+            if key in name.lower():
+                return float(tflops)
+    return DEFAULT_GPU_TFLOPS
+
+
+def estimate(
+    cfg: Mapping[str, Any],
+    params: Mapping[str, float] | None = None,
+    *,
+    gpu_names: list[str] | None = None,
+    device: str = "cuda",
+) -> Estimate:
+    """Peak memory (bytes) and seconds per optimizer step of effective config `cfg`."""
+    family = str(cfg["model_family"])
+    known = dict(PUBLISHED_PARAMS.get(family, PUBLISHED_PARAMS["sd1x"]))
+    notes: list[str] = []
+    if params:
+        known.update({k: float(v) for k, v in params.items() if k != "lora_per_rank"})
+    else:
+        notes.append(f"model size: published figures for {family}")
+    full = cfg["model_type"] == "full"
+    precision = PRECISION_BYTES.get(str(cfg["mixed_precision"]), 4.0)
+    quant = QUANT_BYTES.get(str(cfg.get("base_model_precision", "no_change")))
+    weight_bytes = 4.0 if full else (quant or precision)
+    p_den, p_text, p_vae = known["denoiser"], known["text"], known["vae"]
+    trained = trained_parameters(cfg, params)
+    targets = tuple(cfg.get("lora_target_modules") or DEFAULT_LORA_TARGETS)
+    if not full and set(targets) != set(DEFAULT_LORA_TARGETS):
+        notes.append("LoRA targets beyond attention: trained size is a lower bound")
+    frozen = precision
+    parts = {
+        "weights": p_den * weight_bytes,
+        "text encoders": 0.0 if cfg["cache_text_embeddings"] else p_text * frozen,
+        "vae": 0.0 if cfg["cache_latents"] else p_vae * (4.0 if family == "sdxl" else frozen),
+        "trained": 0.0 if full else trained * 4.0,  # LoRA weights are separate fp32 tensors
+        "gradients": trained * 4.0,
+        "optimizer": trained * OPTIMIZER_BYTES.get(str(cfg["optimizer"]), 8),
+        "ema": trained * 4.0 if (full and cfg.get("use_ema")) else 0.0,
+    }
+    resolution = int(cfg["resolution"])
+    batch = int(cfg["train_batch_size"])
+    act_scale = 1.0 if precision == 4.0 else 0.5
+    if cfg["gradient_checkpointing"]:
+        act_scale *= GC_FACTOR
+    act_per_px = ACT_BYTES_PER_PX.get(family, ACT_BYTES_PER_PX["sd1x"])
+    parts["activations"] = batch * act_per_px * resolution * resolution * act_scale
+    context = CONTEXT_BYTES if device == "cuda" else 0.0
+    peak = sum(parts.values()) * (1 + OVERHEAD) + context
+
+    native = NATIVE_RESOLUTION.get(family, 512)
+    if family in UNET_GFLOPS:
+        forward = UNET_GFLOPS[family] * 1e9 * (resolution / native) ** 2
+    else:
+        tokens = (resolution // (LATENT_DOWNSCALE * PATCH)) ** 2 + TEXT_TOKENS.get(family, 256)
+        forward = 2 * p_den * tokens
+    # Backward costs two forwards in full training (activation and weight gradients), one
+    # in LoRA (frozen weights need no gradient); checkpointing adds one more forward.
+    passes = (3 if full else 2) + (1 if cfg["gradient_checkpointing"] else 0)
+    tflops = _gpu_tflops(gpu_names or []) if device == "cuda" else CPU_TFLOPS
+    step_s = passes * forward * batch * int(cfg["gradient_accumulation_steps"])
+    step_s /= tflops * 1e12 * (MFU if device == "cuda" else 1.0)
+    return Estimate(parts=parts, peak_bytes=peak, step_s=step_s, params=known, notes=notes)
+
+
+# Changes a user can make, each as (label, config update), tried to find the biggest savers.
+def _candidates(cfg: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    if not cfg["gradient_checkpointing"]:
+        out.append(("turn on gradient checkpointing", {"gradient_checkpointing": True}))
+    if str(cfg["mixed_precision"]) == "no":
+        out.append(("use bf16 mixed precision", {"mixed_precision": "bf16"}))
+    if str(cfg["optimizer"]) in ("adamw", "prodigy"):
+        out.append(("use the 8-bit AdamW optimizer", {"optimizer": "adamw8bit"}))
+    if not cfg["cache_text_embeddings"]:
+        out.append(("cache text embeddings", {"cache_text_embeddings": True}))
+    if not cfg["cache_latents"]:
+        out.append(("cache latents", {"cache_latents": True}))
+    if int(cfg["train_batch_size"]) > 1:
+        out.append(("batch size 1", {"train_batch_size": 1}))
+    if cfg["model_type"] == "full":
+        out.append(("train a LoRA instead of the full model", {"model_type": "lora"}))
+    if str(cfg.get("base_model_precision", "no_change")) in ("no_change", "int8", "fp8"):
+        out.append(("quantize the base model to nf4", {"base_model_precision": "nf4"}))
+    if int(cfg["resolution"]) > 512:
+        out.append(("train at 512 px", {"resolution": 512}))
+    return out
+
+
+def biggest_savings(
+    cfg: Mapping[str, Any], params: Mapping[str, float] | None = None, n: int = 2
+) -> list[tuple[str, float]]:
+    """The `n` single changes that lower the peak the most: (label, bytes saved)."""
+    base = estimate(cfg, params).peak_bytes
+    saved = [
+        (label, base - estimate({**cfg, **change}, params).peak_bytes)
+        for label, change in _candidates(cfg)
+    ]
+    return sorted((s for s in saved if s[1] > 0), key=lambda s: -s[1])[:n]
+
+
+__all__ = [
+    "Estimate",
+    "biggest_savings",
+    "count_parameters",
+    "estimate",
+    "safetensors_params",
+    "trained_parameters",
+]

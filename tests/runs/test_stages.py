@@ -1,0 +1,49 @@
+"""The starting phase's stages reach the run bar and the Monitor, with counts as a bar."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from nicegui.testing import User
+
+from app.pages.run_bar import stage_view
+from app.services.events import StageData, read_events
+from trainer.events import EventSink
+
+from .helpers import demo_config, element, eventually, set_config
+
+
+@pytest.fixture
+def trainer_command(
+    fake_trainer_command: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., list[str]]:
+    monkeypatch.setenv("FAKE_STAGE_S", "0.6")
+    return fake_trainer_command
+
+
+def test_a_stage_event_follows_the_schema(tmp_path: Path) -> None:
+    sink = EventSink(tmp_path, "r1")
+    sink.stage("loading model")
+    sink.stage("caching latents", 3, 12)
+    sink.close()
+    first, second = read_events(tmp_path / "events.jsonl")
+    assert first.type == second.type == "stage"
+    assert stage_view(first.data) == ("loading model", None)
+    assert stage_view(second.data) == ("caching latents 3/12", 0.25)
+    assert isinstance(second.typed(), StageData)
+    assert stage_view(None)[0].startswith("starting")
+
+
+async def test_the_run_bar_and_monitor_show_the_stage_while_starting(app_user: User) -> None:
+    await app_user.open("/")
+    set_config(app_user, demo_config(3))
+    app_user.find(marker="start").click()
+    await eventually(
+        lambda: "caching latents 2/4" in element(app_user, "run-step").text, "a counted stage", 30
+    )
+    assert element(app_user, "run-progress").value == 0.5
+    assert "step 0" not in element(app_user, "run-step").text
+    await eventually(lambda: "completed" in element(app_user, "run-status").text, "done", 60)
+    assert element(app_user, "run-step").text == "step 3/3"  # the stage gives way to steps

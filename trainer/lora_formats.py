@@ -1,0 +1,189 @@
+"""LoRA files other tools load, and LoRA files read back to continue training.
+
+Written (`lora_file_tensors`): from the plain LoRA of each trained module (trainer.weights:
+peft names, scale folded into lora_B, so alpha = rank) either
+  diffusers  unet.<module>.lora_A.weight / lora_B.weight, text_encoder[_2].<module>...
+             (what StableDiffusion[XL]Pipeline.save_lora_weights writes), or
+  comfyui    kohya sd-scripts' names, which ComfyUI, Forge/A1111 and InvokeAI read:
+             <prefix>_<module path with '_'>.lora_down.weight / .lora_up.weight / .alpha, with
+             prefix lora_unet (SD 1.x / 2.x: diffusers module names, as kohya trains those on
+             the diffusers UNet; SDXL: the original sgm names input_blocks.N / middle_block /
+             output_blocks.N, as kohya trains SDXL on its sgm UNet), lora_te (SD 1.x / 2.x text
+             encoder) or lora_te1 / lora_te2 (SDXL), text encoder modules under text_model.
+Both load with diffusers' load_lora_weights and apply the same update.
+
+Read (`load_init_lora`): a LoRA file of either layout onto freshly added peft adapters,
+through diffusers' own readers (lora_state_dict converts kohya names), with each module's
+stored strength (alpha / rank) rescaled to the adapter's configured scale, so the model
+starts exactly where the file's model is. Adapters the file lacks, or tensors with no
+adapter, are an error naming them (the targets or rank differ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TEXT_PREFIXES_KOHYA = {False: ("lora_te",), True: ("lora_te1", "lora_te2")}
+DIFFUSERS_PARTS = ("unet", "text_encoder", "text_encoder_2")
+
+
+def unet_original_names(unet: Any) -> dict[str, str]:
+    """diffusers module name -> original (sgm) module name for every module of `unet`."""
+    from trainer.original_layout import unet_to_original
+
+    # With adapters in place the base weights sit under <module>.base_layer.
+    names = (k.replace(".base_layer.", ".") for k in unet.state_dict() if ".lora_" not in k)
+    keys = {k: k for k in names}
+    mapped = unet_to_original(keys, unet.config)  # values pass through: original -> diffusers
+    return {d.rpartition(".")[0]: o.rpartition(".")[0] for o, d in mapped.items()}
+
+
+def _base_module(key: str) -> tuple[str, str] | None:
+    """(module, "A" | "B") of a peft LoRA key (None: not a lora_A/lora_B weight)."""
+    for part in ("A", "B"):
+        suffix = f".lora_{part}.weight"
+        if key.endswith(suffix):
+            return key[: -len(suffix)], part
+    return None
+
+
+def kohya_name(part: str, module: str, sdxl: bool, sgm: Mapping[str, str]) -> str:
+    """kohya's name of one adapted module (`sgm`: SDXL's diffusers -> original UNet names)."""
+    if part == "unet":
+        return "lora_unet_" + sgm.get(module, module).replace(".", "_")
+    prefix = TEXT_PREFIXES_KOHYA[sdxl][0 if part == "text_encoder" else 1]
+    path = module if module.startswith("text_model.") else f"text_model.{module}"
+    return f"{prefix}_" + path.replace(".", "_")
+
+
+def to_kohya(
+    parts: Mapping[str, Mapping[str, torch.Tensor]], sdxl: bool, unet: Any | None
+) -> dict[str, torch.Tensor]:
+    """Plain LoRA states per part ("unet", "text_encoder", "text_encoder_2"; peft names, alpha =
+    rank) -> one kohya-named state dict."""
+    sgm = unet_original_names(unet) if (sdxl and unet is not None) else {}
+    out: dict[str, torch.Tensor] = {}
+    for part, state in parts.items():
+        for key, value in state.items():
+            found = _base_module(key)
+            if found is None:
+                raise ValueError(
+                    f"{key!r} is not a plain LoRA weight (DoRA and other adapter kinds have no "
+                    "kohya form): set lora_format to diffusers"
+                )
+            module, ab = found
+            name = kohya_name(part, module, sdxl, sgm)
+            out[f"{name}.lora_{'down' if ab == 'A' else 'up'}.weight"] = value
+            if ab == "A":
+                out[f"{name}.alpha"] = torch.tensor(float(value.shape[0]))
+    return out
+
+
+def load_init_lora(
+    file: str | Path,
+    pipeline_class: Any,
+    modules: Mapping[str, Any],
+    sdxl: bool,
+) -> dict[str, int]:
+    """Load the LoRA in `file` into the peft adapters ("default") of `modules` ({"unet": ...,
+    "text_encoder": ...}); returns the number of adapted layers set per part. Raises
+    ValueError naming what differs when the file's layers or rank do not fit the adapters."""
+    from diffusers.utils import convert_unet_state_dict_to_peft
+    from diffusers.utils.state_dict_utils import convert_state_dict_to_peft
+    from peft.tuners.lora import LoraLayer
+    from peft.utils import set_peft_model_state_dict
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as f:
+        meta = f.metadata() or {}
+        alpha_keys = [k for k in f.keys() if k.endswith(".alpha")]  # noqa: SIM118
+        raw_alphas = {k: float(f.get_tensor(k).item()) for k in alpha_keys}
+    state, _ = pipeline_class.lora_state_dict(str(file))
+    unet = modules.get("unet")
+    sgm = unet_original_names(unet) if (sdxl and unet is not None) else {}
+    counts: dict[str, int] = {}
+    for part in DIFFUSERS_PARTS:
+        prefix = f"{part}."
+        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        module = modules.get(part)
+        if not sub:
+            if module is not None:
+                raise ValueError(
+                    f"init_lora {file} has no {part} layers but this run trains {part} "
+                    "adapters: turn train_text_encoder off, or choose a LoRA that has them"
+                )
+            continue
+        if module is None:
+            raise ValueError(
+                f"init_lora {file} has {part} layers but this run puts no adapters on {part}: "
+                "turn train_text_encoder on to continue them"
+            )
+        peft_sub = (
+            convert_unet_state_dict_to_peft(sub)
+            if part == "unet"
+            else convert_state_dict_to_peft(sub)
+        )
+        if not hasattr(module, "text_model") and part != "unet":
+            peft_sub = {k.removeprefix("text_model."): v for k, v in peft_sub.items()}
+        layers = {
+            name: m
+            for name, m in module.named_modules()
+            if isinstance(m, LoraLayer) and "default" in m.scaling
+        }
+        file_modules = {b[0] for k in peft_sub if (b := _base_module(k))}
+        missing = sorted(set(layers) - file_modules)
+        extra = sorted(file_modules - set(layers))
+        if missing or extra:
+            raise ValueError(
+                f"init_lora {file} does not fit this run's {part} adapters: "
+                + (f"the file lacks {missing[:3]} ({len(missing)} layers); " if missing else "")
+                + (
+                    f"the run has no adapter on {extra[:3]} ({len(extra)} layers); "
+                    if extra
+                    else ""
+                )
+                + "make lora_target_modules (and train_text_encoder) match the file"
+            )
+        for name, layer in layers.items():
+            a, b = peft_sub[f"{name}.lora_A.weight"], peft_sub[f"{name}.lora_B.weight"]
+            if a.shape != layer.lora_A["default"].weight.shape:
+                raise ValueError(
+                    f"init_lora {file} has rank {a.shape[0]} at {part}.{name} but this run's "
+                    f"adapters have rank {layer.r['default']}: set the rank to {a.shape[0]}"
+                )
+            rank = a.shape[0]
+            alpha = raw_alphas.get(f"{kohya_name(part, name, sdxl, sgm)}.alpha")
+            if alpha is None:
+                alpha = _stored_alpha(meta, part, rank)
+            # Same update B@A*alpha/rank under the adapter's own scale.
+            peft_sub[f"{name}.lora_B.weight"] = b * (alpha / rank) / layer.scaling["default"]
+        result = set_peft_model_state_dict(module, peft_sub, adapter_name="default")
+        unexpected = list(getattr(result, "unexpected_keys", []) or [])
+        if unexpected:
+            raise ValueError(f"init_lora {file}: tensors with no adapter: {unexpected[:3]}")
+        counts[part] = len(layers)
+    return counts
+
+
+def _stored_alpha(meta: Mapping[str, str], part: str, rank: int) -> float:
+    """A diffusers file's alpha: its saved adapter config (lora_adapter_metadata), else rank."""
+    import json
+
+    raw = meta.get("lora_adapter_metadata")
+    if raw:
+        try:
+            config = json.loads(raw).get(part, {})
+            if "lora_alpha" in config and int(config.get("r", rank)) == rank:
+                return float(config["lora_alpha"])
+        except (ValueError, AttributeError):
+            pass
+    return float(rank)
+
+
+def kohya_module_names(keys: Sequence[str]) -> list[str]:
+    """The distinct module names (without .lora_down/.lora_up/.alpha) of a kohya state dict."""
+    return sorted({k.split(".")[0] for k in keys})
