@@ -24,5 +24,13 @@ def configure(services: Services, *, pages: bool = True) -> None:
     """Make `services` current and add the routers (and, unless told not to, the pages)."""
     set_services(services)
     install_routes(nicegui_app)
+    if services.run_service is not None and services.event_bus is not None:
+        from app.services.stall import StallWatch
+
+        # Runs the trainers of this server; a webui-mode server's runs are watched by theirs.
+        # (Configured again in an app that is already started, as tests do: no watch.)
+        if hasattr(services.run_service, "ingest") and not nicegui_app.is_started:
+            watch = StallWatch(services.event_bus, services.run_service)
+            nicegui_app.on_startup(watch.start)
     if pages:
         register_pages()

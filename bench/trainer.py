@@ -1,13 +1,16 @@
-"""Seconds per step of the full trainer vs a bare training loop, on three tiny models.
+"""Seconds per step of the full trainer vs a bare training loop, on tiny models of every family.
 
-Models: the demo model (64 px, its native size) and the tiny random SD 1.x and SDXL pipelines
-of trainer.demo_model.write_tiny_pipeline at 128 px, all LoRA on the demo images. Modes:
-  bare            - a plain loop on the same parts: VAE and text encoding, noise, UNet, loss,
-                    backward, clipping, AdamW step (no accelerate, no events, no bookkeeping)
+Models: the demo model (64 px, its native size) and the tiny random pipelines of
+`python -m trainer.tiny` (SD 1.x, SDXL, Flux dev and schnell, SD3) at 128 px, all LoRA on the
+demo images. Modes:
+  bare            - a plain loop on the same parts: VAE and text encoding, noise, denoiser,
+                    loss, backward, clipping, AdamW step (no accelerate, no events, no
+                    bookkeeping); for Flux and SD3 the family's own flow-matching step
+                    (trainer.families: the diffusers training scripts' step)
   trainer_quiet   - `trainer.loop.train` with progress events, validation, checkpoints off
   trainer_events  - the same with a progress event (and its float(loss) sync) every step
   trainer_cached  - trainer_quiet with cache_latents and cache_text_embeddings on
-A step's time is the interval between consecutive UNet forward calls (a forward pre-hook),
+A step's time is the interval between consecutive denoiser forward calls (a forward pre-hook),
 so model loading, the cache fill, warm-up and the final save are not counted. Each run drops
 WARMUP steps, then measures BLOCKS blocks of BLOCK_STEPS steps (a block's figure: its mean
 step time). Every mode runs ROUNDS times, interleaved with the other modes so that load from
@@ -18,7 +21,7 @@ blocks (the repeats), ratios use the medians.
   cache_saving = 1 - cached s/step / quiet s/step
 The machine's load (load average, CPU busy % before and during the runs, and the share of a
 core this process got) is recorded with the figures: on a shared machine they are noisy.
-Run: .venv/bin/python bench/trainer.py [--rounds N] [--models demo,sd1x,sdxl]
+Run: .venv/bin/python bench/trainer.py [--rounds N] [--models demo,sd1x,sdxl,flux-dev,...]
      (writes bench/results/trainer.json)
 """
 
@@ -39,7 +42,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 BATCH = 2
-RESOLUTION = {"demo": 64, "sd1x": 128, "sdxl": 128}
+RESOLUTION = {
+    "demo": 64,
+    "sd1x": 128,
+    "sdxl": 128,
+    "flux-dev": 128,
+    "flux-schnell": 128,
+    "sd3": 128,
+}
+FLOW = ("flux-dev", "flux-schnell", "sd3")
+ALL_MODELS = "demo,sd1x,sdxl,flux-dev,flux-schnell,sd3"
 WARMUP, BLOCKS, BLOCK_STEPS = 3, 4, 8
 MODES = ("bare", "trainer_quiet", "trainer_events", "trainer_cached")
 STEPS = WARMUP + BLOCKS * BLOCK_STEPS + 1
@@ -47,7 +59,8 @@ GOALS = {"trainer_quiet": 0.97, "trainer_events": 0.95}
 
 
 class StepClock:
-    """Timestamps of UNet forward calls, installed on every model `load_models` returns."""
+    """Timestamps of denoiser forward calls, installed on every model `load_models` (SD
+    families) or a flow-matching family's constructor returns."""
 
     def __init__(self) -> None:
         import psutil
@@ -71,7 +84,21 @@ class StepClock:
             return models
 
         tm.load_models = load
-        return lambda: setattr(tm, "load_models", real)
+        from trainer.families.flow import FlowFamily
+
+        real_init = FlowFamily.__init__
+
+        def init(family: Any, *a: Any, **k: Any) -> None:
+            real_init(family, *a, **k)
+            family.denoiser.register_forward_pre_hook(self._stamp)
+
+        FlowFamily.__init__ = init  # type: ignore[method-assign]
+
+        def uninstall() -> None:
+            tm.load_models = real
+            FlowFamily.__init__ = real_init  # type: ignore[method-assign]
+
+        return uninstall
 
     def block_seconds(self) -> list[float]:
         """Mean seconds per step of each measured block."""
@@ -96,8 +123,10 @@ def _raw(family: str, model: Path | None, data: Path, out: Path, mode: str) -> d
         "cache_text_embeddings": mode == "trainer_cached",
     }
     if family != "demo":
+        from trainer.tiny import MODEL_FAMILY
+
         raw |= {
-            "model_family": family,
+            "model_family": MODEL_FAMILY[family],
             "pretrained_model_name_or_path": str(model),
             "datasets": [{"path": str(data)}],
         }
@@ -115,7 +144,52 @@ def _trainer_run(family: str, model: Path | None, data: Path, mode: str, clock: 
         assert train(RunConfig(result.values), run_id="bench") == 0
 
 
+def _bare_flow_run(family: str, model: Path, data: Path) -> None:
+    """The family's own flow-matching step (what diffusers' Flux/SD3 scripts do) in a plain
+    loop: no accelerate, no caches, no events."""
+    import torch
+
+    from registry.validation import validate_config
+    from trainer.data import build_train_data, collate
+    from trainer.families import load_family
+
+    result = validate_config(_raw(family, model, data, Path(tempfile.gettempdir()), "bare"))
+    cfg = result.values
+    torch.manual_seed(cfg["seed"])
+    fm = load_family(cfg)  # the StepClock hook is on
+    trained = fm.setup_training(torch.device("cpu"), torch.float32)
+    entry = cfg["datasets"][0]
+    train_data = build_train_data([entry], RESOLUTION[family], BATCH, cfg["seed"], True, warn=print)
+    loader = torch.utils.data.DataLoader(
+        train_data.dataset, batch_sampler=train_data.sampler, collate_fn=collate
+    )
+    params = [p for m in trained for p in m.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg["learning_rate"])
+    done, epoch = 0, 0
+    while done < STEPS:
+        train_data.sampler.set_epoch(epoch)
+        for batch in loader:
+            with torch.no_grad():
+                dist = fm.vae.encode(batch["pixel_values"]).latent_dist
+                latents = fm.scale_latents(dist.mean + dist.std * torch.randn_like(dist.mean))
+                embeds = fm.encode_prompts(fm.text_encoders, batch["captions"])
+            noised = fm.add_noise(latents, batch)
+            loss = fm.loss(fm.predict(fm.denoiser, noised, embeds, batch), noised)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            done += 1
+            if done >= STEPS:
+                break
+        epoch += 1
+
+
 def _bare_run(family: str, model: Path | None, data: Path, mode: str, clock: StepClock) -> None:
+    if family in FLOW:
+        assert model is not None
+        _bare_flow_run(family, model, data)
+        return
     import torch
     import torch.nn.functional as F
 
@@ -192,7 +266,7 @@ def _spread(values: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", default="demo,sd1x,sdxl")
+    parser.add_argument("--models", default=ALL_MODELS)
     args = parser.parse_args()
     os.environ.setdefault("TUNERDECK_HOME", str(Path(tempfile.gettempdir()) / "tunerdeck-bench"))
     import logging
@@ -203,7 +277,8 @@ def main() -> None:
     from transformers.utils import logging as tlog
 
     from trainer.demo_dataset import ensure_demo_dataset
-    from trainer.demo_model import ensure_demo_model, write_tiny_pipeline
+    from trainer.demo_model import ensure_demo_model
+    from trainer.tiny import write_tiny
 
     dlog.set_verbosity_error()
     tlog.set_verbosity_error()
@@ -222,7 +297,7 @@ def main() -> None:
         if family != "demo":
             path = home / "bench-models" / f"tiny-{family}"
             if not (path / "model_index.json").exists():
-                write_tiny_pipeline(path, family)
+                write_tiny(family, path)
             models[family] = path
     runners = {"bare": _bare_run} | {m: _trainer_run for m in MODES if m != "bare"}
     per_step: dict[str, dict[str, list[float]]] = {f: {m: [] for m in MODES} for f in families}

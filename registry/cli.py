@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from registry.catalogue import FIELDS, TABS, fields_for_tab
 from registry.evaluator import field_conditions
+from registry.family_defaults import by_family
 from registry.field import ConfigField, FieldType, Scope
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -68,6 +69,9 @@ def _help(f: ConfigField) -> str:
         text += " [" + "; ".join(conditions) + "]"
     default = format_value(f, f.default)
     text += f" (default: {default!r})" if default == "" else f" (default: {default})"
+    families = by_family(f.name) if f.scope == Scope.CONFIG else {}
+    if families:
+        text += " (" + ", ".join(f"{k}: {format_value(f, v)}" for k, v in families.items()) + ")"
     return text.replace("%", "%%")  # argparse formats help with %
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from registry.catalogue import TABS, fields_for_tab
 from registry.cli import format_value
 from registry.evaluator import field_conditions
+from registry.family_defaults import by_family
 from registry.field import ConfigField, FieldType, Scope
 
 OPTIONS_PATH = Path(__file__).resolve().parent.parent / "docs" / "OPTIONS.md"
@@ -51,6 +52,10 @@ def _field_md(f: ConfigField) -> list[str]:
         f"**Default:** `{default}`" if default else "**Default:** empty",
         f"**Importance:** {f.importance.value}",
     ]
+    families = by_family(f.name) if f.scope == Scope.CONFIG else {}
+    if families:
+        per = ", ".join(f"{k} `{format_value(f, v)}`" for k, v in families.items())
+        facts.append(f"**Default by model family:** {per}")
     bounds = _bounds(f)
     if bounds:
         facts.append(f"**Allowed:** {bounds}")

@@ -8,11 +8,13 @@ The model (all sizes in bytes, P = parameter counts):
     gradients    = T * 4              (trained parameters stay fp32)
     optimizer    = T * OPTIMIZER_BYTES[optimizer]
     ema          = T * 4              (full fine-tuning with use_ema)
-    activations  = batch * ACT_BYTES_PER_PX[family] * pixels * act_scale
+    activations  = batch * ACT_BYTES_PER_PX[family] * pixels * act_scale * width
                    (act_scale: 0.5 under fp16/bf16/fp8 autocast, 1 in fp32;
-                    * GC_FACTOR with gradient checkpointing)
+                    * GC_FACTOR with gradient checkpointing; width = sqrt(P_denoiser /
+                    published P_denoiser): activations follow channel width, P its square)
     peak         = (weights + trained-weight copy + gradients + optimizer + ema + activations)
                    * (1 + OVERHEAD) + CONTEXT_BYTES (CUDA context, allocator slack)
+                   (on CPU, CPU_RUNTIME_BYTES instead of the CUDA context)
 
 b_w is the storage of the denoiser's weights: 4 bytes in full fine-tuning (the loop trains it
 in fp32), else the mixed-precision dtype (2 for fp16/bf16, 4 for "no"), or 1 / 0.5 when the
@@ -68,7 +70,7 @@ DEFAULT_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 # Activation bytes per training pixel per image at fp32 without checkpointing (calibrated,
 # see the module docstring).
 ACT_BYTES_PER_PX: dict[str, float] = {
-    "demo": 4_000.0,
+    "demo": 500.0,  # bench/estimate.py: 64 -> 128 px adds less than its noise (~30 MB)
     "sd1x": 18_000.0,
     "sd2x": 18_000.0,
     "sdxl": 14_000.0,
@@ -83,6 +85,9 @@ TEXT_TOKENS = {"flux": 512, "sd3": 333}
 GC_FACTOR = 0.25  # checkpointing keeps block inputs only, recomputes the rest
 OVERHEAD = 0.10  # allocator fragmentation, temporary buffers
 CONTEXT_BYTES = 0.5 * GB  # CUDA context and cuDNN/cuBLAS workspaces
+# On CPU: what a training process adds beyond its imports whatever the model (lazily imported
+# model code, autograd and oneDNN buffers, data loading); measured with bench/estimate.py.
+CPU_RUNTIME_BYTES = 230 * 1024**2
 OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2, "adafactor": 4, "prodigy": 16, "lion": 4, "sgd": 0}
 PRECISION_BYTES = {"no": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0}
 QUANT_BYTES = {"int8": 1.0, "fp8": 1.0, "nf4": 0.5625}  # nf4: 4 bits + block scales
@@ -129,6 +134,8 @@ _COMPONENTS = {
 def count_parameters(model_dir: Path, targets: tuple[str, ...] = DEFAULT_LORA_TARGETS) -> dict:
     """Parameter counts of a diffusers folder, by role, plus `lora_per_rank` for `targets`.
     Missing or unreadable files give an empty dict (the caller falls back to the table)."""
+    if Path(model_dir).is_file():
+        return _count_single_file(Path(model_dir), targets)
     counts: dict[str, float] = {}
     per_rank = 0
     for sub, role in _COMPONENTS.items():
@@ -159,6 +166,36 @@ def trained_parameters(cfg: Mapping[str, Any], params: Mapping[str, float] | Non
         return PUBLISHED_PARAMS.get(family, PUBLISHED_PARAMS["sd1x"])["denoiser"]
     per_rank = (params or {}).get("lora_per_rank") or LORA_PER_RANK.get(family, 0)
     return float(cfg["lora_rank"]) * float(per_rank)
+
+
+# Key prefixes of single-file checkpoints (the original Stable Diffusion / Flux layouts).
+_SINGLE_FILE_ROLES = (
+    ("model.diffusion_model.", "denoiser"),
+    ("first_stage_model.", "vae"),
+    ("cond_stage_model.", "text"),
+    ("conditioner.", "text"),
+    ("text_encoders.", "text"),
+)
+
+
+def _count_single_file(path: Path, targets: tuple[str, ...]) -> dict:
+    """Counts of a one-file checkpoint by key prefix; keys without a known prefix (a Flux or
+    SD3 transformer-only file) count as the denoiser."""
+    try:
+        _, shapes = safetensors_params(path)
+    except (OSError, ValueError, KeyError, struct.error):
+        return {}
+    counts: dict[str, float] = {}
+    per_rank = 0
+    for name, shape in shapes.items():
+        role = next((r for prefix, r in _SINGLE_FILE_ROLES if name.startswith(prefix)), "denoiser")
+        counts[role] = counts.get(role, 0) + math.prod(shape)
+        lora_target = any(name.endswith(f".{t}.weight") for t in targets)
+        if role == "denoiser" and len(shape) == 2 and lora_target:
+            per_rank += shape[0] + shape[1]
+    if "denoiser" in counts:
+        counts["lora_per_rank"] = per_rank
+    return counts
 
 
 def _gpu_tflops(gpu_names: list[str]) -> float:
@@ -210,8 +247,12 @@ def estimate(
     if cfg["gradient_checkpointing"]:
         act_scale *= GC_FACTOR
     act_per_px = ACT_BYTES_PER_PX.get(family, ACT_BYTES_PER_PX["sd1x"])
-    parts["activations"] = batch * act_per_px * resolution * resolution * act_scale
-    context = CONTEXT_BYTES if device == "cuda" else 0.0
+    # Activations grow with the channel width, parameters with its square: a model of another
+    # size than the published one (a tiny test model, SD 3.5 medium) scales by the root.
+    reference = PUBLISHED_PARAMS.get(family, PUBLISHED_PARAMS["sd1x"])["denoiser"]
+    width = math.sqrt(p_den / reference) if p_den > 0 else 1.0
+    parts["activations"] = batch * act_per_px * resolution * resolution * act_scale * width
+    context = CONTEXT_BYTES if device == "cuda" else CPU_RUNTIME_BYTES
     peak = sum(parts.values()) * (1 + OVERHEAD) + context
 
     native = NATIVE_RESOLUTION.get(family, 512)

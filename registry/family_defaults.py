@@ -11,7 +11,8 @@ Why these values:
   first run finishes in about a minute on a laptop CPU and shows a picture early.
 - sd1x: trained at 512 px (the catalogue defaults already fit it).
 - sd2x: the 768 px v-prediction checkpoints are the common ones.
-- sdxl / flux / sd3: trained at 1024 px.
+- sdxl / flux / sd3: trained at 1024 px; flux / sd3 also have their LoRA rank, learning rate
+  and validation settings (see the table).
 """
 
 from __future__ import annotations
@@ -32,8 +33,25 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "sd1x": {},
     "sd2x": {"resolution": 768},
     "sdxl": {"resolution": 1024},
-    "flux": {"resolution": 1024},
-    "sd3": {"resolution": 1024},
+    # Flux / SD3 LoRAs: the rank and learning rate the Flux trainers (ai-toolkit, fluxgym,
+    # SimpleTuner) start from; validation guidance as their pipelines' documentation uses it
+    # (Flux dev's distilled guidance 3.5; SD3.5 CFG around 4.5-5).
+    "flux": {
+        "resolution": 1024,
+        "lora_rank": 16,
+        "lora_alpha": 16.0,
+        "learning_rate": 1e-4,
+        "validation_guidance_scale": 3.5,
+        "validation_inference_steps": 28,
+    },
+    "sd3": {
+        "resolution": 1024,
+        "lora_rank": 16,
+        "lora_alpha": 16.0,
+        "learning_rate": 1e-4,
+        "validation_guidance_scale": 5.0,
+        "validation_inference_steps": 28,
+    },
 }
 
 # Every field some family overrides: switching families can change only these.
@@ -51,6 +69,11 @@ def default_for(name: str, family: str | None = None) -> Any:
     if name in table:
         return copy.deepcopy(table[name])
     return copy.deepcopy(FIELDS[name].default)
+
+
+def by_family(name: str) -> dict[str, Any]:
+    """family -> its own default of field `name`, for the families that override it."""
+    return {family: table[name] for family, table in FAMILY_DEFAULTS.items() if name in table}
 
 
 def family_overrides(family: str | None) -> dict[str, Any]:
@@ -77,6 +100,7 @@ def family_changes(
 __all__ = [
     "FAMILY_DEFAULTS",
     "FAMILY_FIELDS",
+    "by_family",
     "default_family",
     "default_for",
     "family_changes",

@@ -1,7 +1,8 @@
 """`python -m trainer [--config FILE] [--<field> VALUE ...]`: validate, then train.
 
 Parsing and validation import only the registry (no torch), so `--help` and config errors
-are instant; the heavy modules load after that.
+are instant; so is the check that output_dir is writable and that a checkpoint to resume
+from is one. The heavy modules load after that.
 """
 
 from __future__ import annotations
@@ -41,7 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         for issue in result.errors:
             print(f"  - {issue.path}: {issue.message}", file=sys.stderr)
         return 2
+    from trainer.checkpoints import preflight
 
+    problem = preflight(result.values["output_dir"], result.values["resume_from_checkpoint"])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+
+    _write_repro_record(result.values, sys.argv[1:] if argv is None else list(argv))
     from trainer import quiet
 
     quiet.install()  # before the libraries load: their start-up notices are the noisiest
@@ -55,6 +63,20 @@ def main(argv: list[str] | None = None) -> int:
         callback_url=args.callback_url,
         callback_token=args.callback_token,
     )
+
+
+def _write_repro_record(values: dict, argv: list[str]) -> None:
+    """RUN_DIR/reproducibility.json (once: by the first process of a multi-process launch)."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    from pathlib import Path
+
+    from trainer.repro import build_record, write_record
+
+    try:
+        write_record(Path(values["output_dir"]).expanduser().resolve(), build_record(values, argv))
+    except OSError as exc:  # the run itself reports an unwritable folder; this is secondary
+        print(f"warning: cannot write the reproducibility record: {exc}", file=sys.stderr)
 
 
 def _platform_context():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,19 +126,19 @@ def fill_latent_cache(
 def fill_text_cache(
     cache: TensorCache,
     captions: Sequence[str],
-    encode: Callable[[list[str]], tuple[torch.Tensor, torch.Tensor | None]],
+    encode: Callable[[list[str]], Mapping[str, torch.Tensor]],
     batch_size: int,
     progress: Progress,
 ) -> int:
-    """Encode every distinct caption not yet cached; returns how many were encoded."""
+    """Encode every distinct caption not yet cached; returns how many were encoded.
+    `encode` gives the family's embeddings by name, batch-first; row k is cached for caption k."""
     todo = [c for c in dict.fromkeys(captions) if not cache.has(c)]
     progress(0, len(todo))
     for i in range(0, len(todo), batch_size):
         chunk = todo[i : i + batch_size]
         with torch.no_grad():
-            embeds, pooled = encode(chunk)
+            out = encode(chunk)
         for k, caption in enumerate(chunk):
-            hit = {"embeds": embeds[k]} | ({"pooled": pooled[k]} if pooled is not None else {})
-            cache.put(caption, hit)
+            cache.put(caption, {name: t[k] for name, t in out.items()})
         progress(min(i + batch_size, len(todo)), len(todo))
     return len(todo)

@@ -1,7 +1,10 @@
 """The training loop: one function, sections in the order the work happens.
 
-Modelled on diffusers' train_text_to_image_lora.py: accelerate drives devices, processes,
-mixed precision, gradient accumulation and state saving; peft adds the LoRA adapters.
+Modelled on diffusers' training scripts: accelerate drives devices, processes, mixed
+precision, gradient accumulation and state saving; peft adds the LoRA adapters. Everything
+that depends on the model family (loading, precision, LoRA targets, prompt encoding, noise,
+targets and loss weights, the denoiser's conditioning, saving, validation pipelines) is the
+family's (trainer.families): the loop never names a family.
 """
 
 from __future__ import annotations
@@ -93,30 +96,20 @@ def _train(
 ) -> None:
     import torch
     from accelerate.utils import set_seed
-    from diffusers.training_utils import EMAModel, cast_training_params
+    from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
     from trainer import checkpoints as ckpt
     from trainer.caches import TensorCache, encode_latent_dist
     from trainer.data import build_train_data, make_dataloader
-    from trainer.losses import training_loss
-    from trainer.models import (
-        add_lora,
-        encode_tokens,
-        load_models,
-        resolve_model_path,
-        sdxl_time_ids,
-        tokenize,
-    )
+    from trainer.families import family_for
     from trainer.optim import build_lr_scheduler, build_optimizer
     from trainer.validation import run_validation
-    from trainer.weights import register_state_hooks, save_final_weights
+    from trainer.weights import register_state_hooks
 
     main = accelerator.is_main_process
     device = accelerator.device
-    family = cfg["model_family"]
     lora = cfg["model_type"] == "lora"
-    train_te = cfg["train_text_encoder"]
 
     # ---- process-level settings ------------------------------------------------------------
     _check_launch_fields(cfg, accelerator, sink)
@@ -139,43 +132,30 @@ def _train(
     )
 
     # ---- models ----------------------------------------------------------------------------
+    family = family_for(cfg["model_family"])
     with accelerator.main_process_first():  # the demo model is generated once
-        model_path = resolve_model_path(cfg)
-        models = load_models(cfg, model_path)
-    unet, vae, text_encoders = models.unet, models.vae, models.text_encoders
-    noise_scheduler = models.noise_scheduler
-    prediction_type = cfg["prediction_type"]
-    if prediction_type != "auto":
-        noise_scheduler.register_to_config(prediction_type=prediction_type)
-    prediction_type = noise_scheduler.config.prediction_type
-    vae.requires_grad_(False)
-    unet.requires_grad_(not lora)
-    for te in text_encoders:
-        te.requires_grad_(train_te and not lora)
-    if lora:
-        add_lora(models, cfg)
-    _set_attention_backend(unet, cfg["attention_backend"])
-    # Frozen weights may live in the low-precision dtype; trained ones stay fp32.
-    vae.to(device, dtype=torch.float32 if family == "sdxl" else weight_dtype)
-    unet.to(device, dtype=weight_dtype if lora else torch.float32)
-    for te in text_encoders:
-        te.to(device, dtype=weight_dtype if (lora or not train_te) else torch.float32)
-    trained = [unet, *(text_encoders if train_te else [])]
-    if lora and weight_dtype != torch.float32:
-        cast_training_params(trained, dtype=torch.float32)
+        model_path = family.resolve_path(cfg)
+        model = family.load(cfg, model_path)
+    vae, text_encoders = model.vae, list(model.text_encoders)
+    # Frozen weights may live in the low-precision dtype (or quantised); trained ones stay fp32.
+    trained = model.setup_training(device, weight_dtype)
+    denoiser = trained[0]
+    trained_te = model.trainable_text_encoders()  # indices into text_encoders
+    model.set_attention_backend(cfg["attention_backend"])
+    if main:
+        _write_json(run_dir / "precision.json", _precision_record(cfg, accelerator, model))
     if cfg["gradient_checkpointing"]:
-        unet.enable_gradient_checkpointing()
-        if train_te:
-            for te in text_encoders:
-                te.gradient_checkpointing_enable()
+        denoiser.enable_gradient_checkpointing()
+        for i in trained_te:
+            text_encoders[i].gradient_checkpointing_enable()
     ema = None
     if not lora and cfg["use_ema"]:
         ema = EMAModel(
-            unet.parameters(),
+            denoiser.parameters(),
             decay=cfg["ema_decay"],
             update_after_step=cfg["ema_update_after_step"],
-            model_cls=type(unet),
-            model_config=unet.config,
+            model_cls=type(denoiser),
+            model_config=denoiser.config,
         )
         ema.to(device)
         accelerator.register_for_checkpointing(ema)
@@ -183,13 +163,13 @@ def _train(
     # ---- data ------------------------------------------------------------------------------
     resolution = cfg["resolution"]
     entries = cfg["datasets"]
-    if not entries and family == "demo":
-        from trainer.demo_dataset import ensure_demo_dataset
+    if not entries:
         from trainer.run_config import RunConfig as _RC
 
         with accelerator.main_process_first():
-            demo = ensure_demo_dataset()
-        entries = [_RC(_demo_entry(demo))]
+            builtin = family.default_dataset()
+        if builtin is not None:
+            entries = [_RC(_demo_entry(builtin))]
     data = build_train_data(
         entries,
         resolution,
@@ -208,8 +188,8 @@ def _train(
     if cfg["cache_latents"]:
         vae_id = f"{model_path}|{cfg['pretrained_vae_model_name_or_path']}|vae|{vae.dtype}"
         latent_cache = TensorCache(run_dir / "cache" / "latents", vae_id)
-    if cfg["cache_text_embeddings"] and not train_te:
-        te_id = f"{model_path}|te|{text_encoders[0].dtype}"
+    if cfg["cache_text_embeddings"] and not trained_te:
+        te_id = f"{model_path}|te|{text_encoders[0].dtype}|{model.cache_identity()}"
         text_cache = TensorCache(run_dir / "cache" / "text", te_id)
 
     # ---- optimizer and schedule ------------------------------------------------------------
@@ -217,11 +197,10 @@ def _train(
     lr = cfg["learning_rate"]
     if cfg["scale_lr"]:
         lr *= grad_accum * cfg["train_batch_size"] * accelerator.num_processes
-    groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": lr}]
-    if train_te:
-        te_lr = cfg["text_encoder_lr"]
-        for te in text_encoders:
-            groups.append({"params": [p for p in te.parameters() if p.requires_grad], "lr": te_lr})
+    groups = [{"params": [p for p in denoiser.parameters() if p.requires_grad], "lr": lr}]
+    te_lr = cfg["text_encoder_lr"]
+    for te in trained[1:]:
+        groups.append({"params": [p for p in te.parameters() if p.requires_grad], "lr": te_lr})
     optimizer = build_optimizer(cfg, groups, device.type)
     per_epoch = math.ceil(len(data.sampler) / grad_accum)  # len: this process's batches
     max_steps = cfg["max_train_steps"]
@@ -234,18 +213,11 @@ def _train(
     prepared = accelerator.prepare(*trained, optimizer, lr_scheduler)
     trained = list(prepared[: len(trained)])
     optimizer, lr_scheduler = prepared[len(trained) :]
-    unet = trained[0]
-    if train_te:
-        text_encoders = trained[1:]
+    denoiser = trained[0]
+    for i, te in zip(trained_te, trained[1:], strict=True):
+        text_encoders[i] = te  # the prepared (possibly wrapped) encoders
     register_state_hooks(accelerator, lora)
-    global_step = 0
-    resume = ckpt.resolve_resume(run_dir, cfg["resume_from_checkpoint"])
-    if cfg["resume_from_checkpoint"] and resume is None:
-        sink.log("resume_from_checkpoint=latest: no checkpoint yet, starting from step 0")
-    if resume is not None:
-        accelerator.load_state(str(resume))
-        global_step = ckpt.read_meta(resume)["step"]
-        sink.log(f"resumed from {resume} at step {global_step}")
+    global_step = ckpt.resume(accelerator, run_dir, cfg["resume_from_checkpoint"], sink.log)
     first_epoch = global_step // per_epoch
     skip_batches = (global_step % per_epoch) * grad_accum
 
@@ -255,7 +227,7 @@ def _train(
             cfg,
             accelerator,
             sink,
-            models,
+            model,
             data,
             latent_cache,
             text_cache,
@@ -285,42 +257,24 @@ def _train(
         # channels-last views where the cache returns plain tensors.
         mean, std = mean.contiguous(), std.contiguous()
         latents = mean + std * torch.randn_like(mean)
-        return (latents * vae.config.scaling_factor).to(weight_dtype)
+        return model.scale_latents(latents).to(weight_dtype)
 
-    def encode_text(captions: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        sdxl = models.is_sdxl
-        if train_te:
-            return encode_tokens(text_encoders, tokenize(models, captions), sdxl)
+    def encode_text(captions: list[str]) -> dict[str, torch.Tensor]:
+        if trained_te:
+            return model.encode_prompts(text_encoders, captions)
         if text_cache is None:
             with torch.no_grad():
-                return encode_tokens(text_encoders, tokenize(models, captions), sdxl)
-        embeds, pooled = [], []
+                return model.encode_prompts(text_encoders, captions)
+        hits = []
         for caption in captions:
             hit = text_cache.get(caption)
             if hit is None:  # a cache file torn or deleted since the fill: encode it again
                 with torch.no_grad():
-                    e, p = encode_tokens(text_encoders, tokenize(models, [caption]), sdxl)
-                hit = {"embeds": e[0]} | ({"pooled": p[0]} if p is not None else {})
+                    out = model.encode_prompts(text_encoders, [caption])
+                hit = {k: v[0] for k, v in out.items()}
                 text_cache.put(caption, hit)
-            embeds.append(hit["embeds"].to(device))
-            if "pooled" in hit:
-                pooled.append(hit["pooled"].to(device))
-        return torch.stack(embeds), (torch.stack(pooled) if pooled else None)
-
-    def loss_fn(pred: torch.Tensor, target: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        kind = cfg["loss_type"]
-        huber = kind in ("huber", "smooth_l1")
-        return training_loss(
-            pred,
-            target,
-            timesteps,
-            loss_type=kind,
-            huber_schedule=cfg["huber_schedule"] if huber else "constant",
-            huber_c=cfg["huber_c"] if huber else 0.0,
-            snr_gamma=cfg["snr_gamma"],
-            prediction_type=prediction_type,
-            noise_scheduler=noise_scheduler,
-        )
+            hits.append(hit)
+        return {k: torch.stack([h[k].to(device) for h in hits]) for k in hits[0]}
 
     def save_checkpoint(step: int) -> None:
         tmp = ckpt.temp_path(run_dir, step)
@@ -337,12 +291,12 @@ def _train(
         if not main:
             return
         te_models = [accelerator.unwrap_model(t) for t in text_encoders]
-        u = accelerator.unwrap_model(unet)
+        u = accelerator.unwrap_model(denoiser)
         if ema is not None:
             ema.store(u.parameters())
             ema.copy_to(u.parameters())
         try:
-            images = run_validation(cfg, models, u, te_models, step, run_dir, device, weight_dtype)
+            images = run_validation(cfg, model, u, te_models, step, run_dir, device, weight_dtype)
         finally:
             if ema is not None:
                 ema.restore(u.parameters())
@@ -360,14 +314,8 @@ def _train(
     validation_steps = cfg["validation_steps"]
     checkpointing_steps = cfg["checkpointing_steps"]
     logging_steps = cfg["logging_steps"]
-    noise_offset = cfg["noise_offset"]
-    input_perturbation = cfg["input_perturbation"]
-    t_min = cfg["min_timestep"]
-    t_max = min(cfg["max_timestep"], noise_scheduler.config.num_train_timesteps)
     max_grad_norm = cfg["max_grad_norm"]
     clip_params = [p for g in optimizer.param_groups for p in g["params"]]  # fixed: list once
-    use_orig_size = cfg["sdxl_original_size_conditioning"] if models.is_sdxl else True
-    use_crop = cfg["sdxl_crop_conditioning"] if models.is_sdxl else True
     if validation_steps > 0 and cfg["validation_at_start"] and global_step == 0:
         validate(0)
     progress = tqdm(
@@ -396,39 +344,10 @@ def _train(
         for batch in loader:
             with accelerator.accumulate(*trained):
                 latents = encode_images(batch)
-                noise = torch.randn_like(latents)
-                if noise_offset:
-                    noise += noise_offset * torch.randn(
-                        latents.shape[0], latents.shape[1], 1, 1, device=device, dtype=latents.dtype
-                    )
-                bsz = latents.shape[0]
-                timesteps = torch.randint(t_min, t_max, (bsz,), device=device).long()
-                model_noise = noise
-                if input_perturbation:
-                    model_noise = noise + input_perturbation * torch.randn_like(noise)
-                noisy = noise_scheduler.add_noise(latents, model_noise, timesteps)
-                embeds, pooled = encode_text(batch["captions"])
-                extra = {}
-                if models.is_sdxl:
-                    time_ids = sdxl_time_ids(
-                        batch["original_sizes"],
-                        batch["crop_top_lefts"],
-                        batch["target_sizes"],
-                        use_orig_size,
-                        use_crop,
-                    )
-                    extra["added_cond_kwargs"] = {
-                        "text_embeds": pooled.to(device, weight_dtype),
-                        "time_ids": time_ids.to(device, weight_dtype),
-                    }
-                if prediction_type == "v_prediction":
-                    target = noise_scheduler.get_velocity(latents, noise, timesteps)
-                else:
-                    target = noise
-                pred = unet(noisy, timesteps, embeds.to(weight_dtype), return_dict=False, **extra)[
-                    0
-                ]
-                loss = loss_fn(pred, target, timesteps)
+                noised = model.add_noise(latents, batch)
+                embeds = encode_text(batch["captions"])
+                pred = model.predict(denoiser, noised, embeds, batch)
+                loss = model.loss(pred, noised)
                 step_loss += loss.detach() / grad_accum
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and max_grad_norm > 0:
@@ -442,7 +361,7 @@ def _train(
             # ---- one optimizer step done: bookkeeping, events, validation, checkpoints -----
             global_step += 1
             if ema is not None:
-                ema.step(accelerator.unwrap_model(unet).parameters())
+                ema.step(accelerator.unwrap_model(denoiser).parameters())
             if logging_steps > 0 and global_step % logging_steps == 0:
                 loss_value = step_loss
                 if accelerator.num_processes > 1:
@@ -495,8 +414,8 @@ def _train(
         save_checkpoint(global_step)  # so the run can be extended later
     accelerator.wait_for_everyone()
     if main:
-        weights_dir = save_final_weights(
-            cfg, models, accelerator, unet, text_encoders, ema, run_dir / "weights"
+        weights_dir = model.save_weights(
+            accelerator, denoiser, text_encoders, ema, run_dir / "weights"
         )
         sink.log(f"final weights written to {weights_dir}")
     accelerator.end_training()
@@ -507,7 +426,7 @@ def _fill_caches(
     cfg: RunConfig,
     accelerator: Any,
     sink: EventSink,
-    models: Any,
+    model: Any,
     data: Any,
     latent_cache: Any,
     text_cache: Any,
@@ -525,7 +444,6 @@ def _fill_caches(
         fill_text_cache,
         planned_items,
     )
-    from trainer.models import encode_tokens, tokenize
 
     def epoch_batches(epoch: int) -> Any:
         data.sampler.set_epoch(epoch)
@@ -536,11 +454,11 @@ def _fill_caches(
     share = " (this process's share)" if accelerator.num_processes > 1 else ""
 
     def encode_text(captions: list[str]) -> Any:
-        return encode_tokens(models.text_encoders, tokenize(models, captions), models.is_sdxl)
+        return model.encode_prompts(model.text_encoders, captions)
 
     if latent_cache is not None:
         log = ThrottledProgress(lambda d, t: sink.log(f"caching latents {d}/{t}{share}"))
-        fill_latent_cache(latent_cache, plans, data.dataset.pixels, models.vae, batch, log)
+        fill_latent_cache(latent_cache, plans, data.dataset.pixels, model.vae, batch, log)
     if text_cache is not None:
         log = ThrottledProgress(lambda d, t: sink.log(f"caching text embeddings {d}/{t}{share}"))
         captions = [p.caption for p in plans]
@@ -549,12 +467,12 @@ def _fill_caches(
     moved = []
     if latent_cache is not None:
         data.dataset.latent_cache = latent_cache  # training reads latents, never pixels
-        models.vae.to("cpu")
-        moved.append(f"VAE on {next(models.vae.parameters()).device}")
+        model.vae.to("cpu")
+        moved.append(f"VAE on {next(model.vae.parameters()).device}")
     if text_cache is not None:
-        for te in models.text_encoders:
+        for te in model.text_encoders:
             te.to("cpu")
-        moved.append(f"text encoders on {next(models.text_encoders[0].parameters()).device}")
+        moved.append(f"text encoders on {next(model.text_encoders[0].parameters()).device}")
     if accelerator.device.type == "cuda":
         torch.cuda.empty_cache()
     sink.log(f"caches complete ({len(plans)} item variants); {', '.join(moved)}")
@@ -566,17 +484,6 @@ def _multi_process_without_gpu() -> bool:
     import torch
 
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
-
-
-def _set_attention_backend(unet: Any, backend: str) -> None:
-    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
-
-    if backend == "xformers":
-        unet.enable_xformers_memory_efficient_attention()
-    elif backend == "eager":
-        unet.set_attn_processor(AttnProcessor())
-    else:
-        unet.set_attn_processor(AttnProcessor2_0())
 
 
 def _check_launch_fields(cfg: RunConfig, accelerator: Any, sink: EventSink) -> None:
@@ -614,6 +521,25 @@ def _demo_entry(path: Path) -> dict[str, Any]:
     entry = default_dataset()
     entry.update({"name": "demo", "path": str(path), "caption_source": "sidecar"})
     return entry
+
+
+def _precision_record(cfg: RunConfig, accelerator: Any, model: Any) -> dict[str, Any]:
+    """What precision each part ran in: how its weights are stored (dtype, or the quantised
+    tensor type), the mixed precision of the computation, and the trained weights' dtype."""
+    return {
+        "mixed_precision": accelerator.mixed_precision,
+        "base_model_precision": cfg["base_model_precision"],
+        "parts": model.precisions(),
+        "trained_weights": "float32",
+    }
+
+
+def _write_json(path: Path, value: Any) -> None:
+    import json
+
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
 def _write_config_snapshot(cfg: RunConfig, run_dir: Path) -> None:

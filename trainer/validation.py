@@ -1,4 +1,4 @@
-"""Validation images: run the pipeline on the current weights and save PNGs."""
+"""Validation images: run the family's pipeline on the current weights and save PNGs."""
 
 from __future__ import annotations
 
@@ -9,14 +9,7 @@ from typing import Any
 
 import torch
 
-from trainer.models import Models
-
-SCHEDULERS = {
-    "ddim": "DDIMScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "euler_a": "EulerAncestralDiscreteScheduler",
-    "dpmpp_2m": "DPMSolverMultistepScheduler",
-}
+from trainer.families import Family
 
 
 def validation_prompts(cfg: Mapping[str, Any]) -> list[str]:
@@ -41,8 +34,8 @@ def on_device(modules: Sequence[Any], device: torch.device) -> Iterator[None]:
 
 def run_validation(
     cfg: Mapping[str, Any],
-    models: Models,
-    unet: Any,
+    model: Family,
+    denoiser: Any,
     text_encoders: list[Any],
     step: int,
     run_dir: Path,
@@ -53,28 +46,20 @@ def run_validation(
 
     The global RNG is forked so validation never changes the training noise that follows.
     """
-    import diffusers
-
     prompts = validation_prompts(cfg)
     if not prompts:
         return []
-    scheduler = models.noise_scheduler
-    choice = cfg["validation_scheduler"]
-    if choice != "default":
-        scheduler = getattr(diffusers, SCHEDULERS[choice]).from_config(scheduler.config)
-    else:
-        scheduler = diffusers.DDIMScheduler.from_config(scheduler.config)
-    pipe = models.pipeline(unet, text_encoders, scheduler)
+    pipe = model.pipeline(denoiser, text_encoders, model.validation_scheduler(cfg))
     pipe.set_progress_bar_config(disable=True)
     size = cfg["validation_resolution"] or cfg["resolution"]
     out_dir = Path(run_dir) / "validation" / f"step-{step:06d}"
     out_dir.mkdir(parents=True, exist_ok=True)
     images: list[dict[str, str]] = []
     n = cfg["num_validation_images"]
-    negative = cfg["validation_negative_prompt"] or None
-    was_training = unet.training
-    unet.eval()
-    parts = [models.vae, *text_encoders]
+    call = model.validation_call(cfg)  # guidance and the family's own options
+    was_training = denoiser.training
+    denoiser.eval()
+    parts = [model.vae, *text_encoders]
     with (
         on_device(parts, device),
         torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
@@ -87,14 +72,12 @@ def run_validation(
             for prompt in prompts:
                 result = pipe(
                     prompt,
-                    negative_prompt=negative,
                     num_images_per_prompt=n,
                     num_inference_steps=cfg["validation_inference_steps"],
-                    guidance_scale=cfg["validation_guidance_scale"],
-                    guidance_rescale=cfg["validation_guidance_rescale"],
                     height=size,
                     width=size,
                     generator=generator,
+                    **call,
                 )
                 for img in result.images:
                     path = out_dir / f"{len(images)}.png"
@@ -103,5 +86,5 @@ def run_validation(
                     tmp.replace(path)
                     images.append({"path": str(path), "prompt": prompt})
     if was_training:
-        unet.train()
+        denoiser.train()
     return images

@@ -20,6 +20,7 @@ from app.pages.run_bar import (
     format_duration,
     pick_current,
     redraw_on_run_changes,
+    shows_stage,
     stage_view,
 )
 from app.services import hardware
@@ -27,8 +28,10 @@ from app.services.container import Services, get_services
 from app.services.event_bus import Item, LogLine
 from app.services.events import Event
 from app.services.run_service import RunDetail, RunError, RunInfo, ValidationStep
+from app.services.stall import STALL_PREFIX
 
 CHART_INTERVAL_S = 0.5
+NAN_PREFIX = "NonFiniteLoss: "  # how a failed run's message starts after a NaN stop
 LEVELS = ("all", "error", "warning", "info", "output")
 _TOAST = {
     "completed": "positive",
@@ -92,6 +95,17 @@ class MonitorPage:
             self.chart = ChartData(self.smoothing)
             self.chart.reset([(p.step, p.loss, p.lr) for p in self.detail.progress])
             self._header()
+            self.alerts = ui.column().classes("w-full gap-2").mark("alerts")
+            run = self.detail.run
+            if run.state == "failed" and run.message.startswith(NAN_PREFIX):  # from history
+                self._show_alert({"kind": "nan", "message": run.message[len(NAN_PREFIX) :]})
+            stalls = [
+                e for e in self.detail.logs if str(e.get("message", "")).startswith(STALL_PREFIX)
+            ]
+            if stalls:  # the latest note is enough: the log lists every one
+                self._show_alert(
+                    {"kind": "stalled", "message": stalls[-1]["message"][len(STALL_PREFIX) :]}
+                )
             with ui.row().classes("w-full items-center gap-4"):
                 ui.label("Smoothing").classes("text-sm")
                 ui.slider(
@@ -159,7 +173,7 @@ class MonitorPage:
         self.state_badge.props(f"color={_state_color(run.state)}")
         self.progress.value = round(run.step / run.max_steps, 4) if run.max_steps else 0
         parts = [f"step {run.step}/{run.max_steps or '?'}"]
-        if run.state == "starting":  # no step yet: what the trainer is doing, with its count
+        if shows_stage(run.state, run.step, self.stage):  # what the trainer is doing, counted
             label, done = stage_view(self.stage)
             parts = [label]
             self.progress.value = done or 0
@@ -186,6 +200,24 @@ class MonitorPage:
         self.banner_text.text = f"Run {run.id} is {run.state}" + (
             f": step {run.step}/{run.max_steps}" if run.max_steps else ""
         )
+
+    def _show_alert(self, data: dict) -> None:
+        """A banner that stays: the trainer stopped at a NaN loss, or the run looks stalled."""
+        title = {"nan": "The loss became NaN", "stalled": "The run looks stalled"}.get(
+            str(data.get("kind")), "Alert"
+        )
+        with (
+            self.alerts,
+            ui.card()
+            .classes("w-full bg-red-1 text-negative")
+            .mark(f"alert-{data.get('kind', 'other')}"),
+        ):
+            ui.label(title).classes("text-h6")
+            ui.label(str(data.get("message", ""))).classes("text-sm")
+            lines = [str(x) for x in data.get("lines") or []]
+            if lines:
+                ui.label("The trainer's last output:").classes("text-sm font-medium")
+                ui.label("\n".join(lines[-10:])).classes("text-xs font-mono whitespace-pre-wrap")
 
     def _chart_series(self) -> tuple[list[dict], list[dict]]:
         return self.chart.loss_series(), self.chart.lr_series()
@@ -311,6 +343,8 @@ class MonitorPage:
         ask_service = not items  # a poke (a change made elsewhere) or a state change
         for item in items:
             if isinstance(item, LogLine):
+                if item.text.startswith(STALL_PREFIX):
+                    self._show_alert({"kind": "stalled", "message": item.text[len(STALL_PREFIX) :]})
                 entry = {"ts": item.ts, "level": "output", "message": item.text}
                 detail.logs.append(entry)
                 self._push_log(entry)
@@ -331,6 +365,8 @@ class MonitorPage:
                 progress = True
             elif event.type == "stage":
                 self.stage = dict(data)
+            elif event.type == "alert":
+                self._show_alert(dict(data))
             elif event.type == "validation":
                 gallery = True
             elif event.type == "checkpoint":

@@ -80,6 +80,12 @@ def stage_view(stage: dict | None) -> tuple[str, float | None]:
     return name, None
 
 
+def shows_stage(state: str, step: int, stage: dict | None) -> bool:
+    """Whether a run's stage replaces "step 0/?": while it starts, and during a step 1 that
+    takes long (a compile) after it reported one."""
+    return state == "starting" or (state == "running" and step == 0 and stage is not None)
+
+
 def stage_of(item: Item) -> dict | None:
     """The data of a stage event, else None."""
     if isinstance(item, Event) and item.type == "stage":
@@ -298,7 +304,7 @@ class RunBar:
             fraction = run.step / run.max_steps if run.max_steps else 0.0
             self.progress.value = round(min(1.0, fraction), 4)
             self.step_label.text = f"step {run.step}/{run.max_steps or '?'}"
-            if run.state == "starting":  # no step yet: say what the trainer is doing
+            if shows_stage(run.state, run.step, self.stages.get(run.id)):
                 label, done = stage_view(self.stages.get(run.id))
                 self.step_label.text = label
                 self.progress.value = done or 0

@@ -5,16 +5,18 @@ the queue (move up/down, cancel)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from nicegui import ui
 
-from app.pages.layout import NAV_LINKS, page_frame
+from app.pages.layout import NAV_LINKS, page_frame, transient_dialog
 from app.pages.live_updates import LiveUpdates
 from app.pages.monitor_view import line_chart, loss_series
 from app.pages.run_bar import format_duration, redraw_on_run_changes
 from app.services.container import Services, get_services
 from app.services.event_bus import Item
 from app.services.run_service import RunError, RunInfo
+from trainer.repro import changes, read_record
 
 _COLUMNS = [
     {"name": "id", "label": "Run", "field": "id", "align": "left", "sortable": True},
@@ -65,6 +67,9 @@ class RunsPage:
                 ui.button("Compare loss", icon="stacked_line_chart", on_click=self._compare).props(
                     "no-caps"
                 ).mark("compare-runs")
+                ui.button("Run again", icon="replay", on_click=self._run_again).props(
+                    "no-caps"
+                ).mark("run-again")
                 ui.button("Delete", icon="delete", on_click=self._confirm_delete).props(
                     "no-caps color=negative"
                 ).mark("delete-runs")
@@ -115,6 +120,51 @@ class RunsPage:
             ui.notify("Select one run to open.", type="warning")
             return
         ui.navigate.to(f"/monitor/{ids[0]}")
+
+    async def _run_again(self) -> None:
+        """Start a new run with a finished run's exact config, after saying what changed
+        since (datasets, base model) according to its reproducibility record."""
+        ids = self._selected()
+        if len(ids) != 1:
+            ui.notify("Select one run to run again.", type="warning")
+            return
+        run = next((r for r in self.runs if r.id == ids[0]), None)
+        record = read_record(Path(run.run_dir)) if run is not None else None
+        if record is None:
+            ui.notify("This run has no reproducibility record to start from.", type="warning")
+            return
+        changed = changes(record)
+        config = {k: v for k, v in record["config"].items() if k != "output_dir"}
+        with transient_dialog() as dialog, ui.card().classes("w-[40rem]").mark("run-again-dialog"):
+            ui.label(f"Run {ids[0]} again").classes("text-h6")
+            packages = ", ".join(f"{k} {v}" for k, v in record.get("packages", {}).items() if v)
+            ui.label(f"Recorded with {packages}.").classes("text-sm text-grey-8")
+            if changed:
+                ui.label("Changed since that run:").classes("text-warning font-medium")
+                for line in changed:
+                    ui.label(line).classes("text-sm text-warning").mark("run-again-change")
+            else:
+                ui.label("The datasets and the base model are unchanged.").mark("run-again-same")
+
+            async def start() -> None:
+                dialog.close()
+                await self._start_again(config, ids[0])
+
+            with ui.row().classes("justify-end w-full"):
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+                ui.button("Start", on_click=start).mark("run-again-start")
+        dialog.open()
+
+    async def _start_again(self, config: dict, source: str) -> None:
+        try:
+            run = await self.services.run_service.start_run(
+                config=config, config_name=f"again: {source}"
+            )
+        except RunError as exc:
+            ui.notify(" ".join([exc.message, *exc.errors]), type="negative", multi_line=True)
+            return
+        ui.notify(f"Run {run.id} started with the config of run {source}", type="positive")
+        await self.refresh()
 
     async def _compare(self) -> None:
         ids = self._selected()

@@ -37,7 +37,7 @@ def selected_gpus(gpus: list[GpuInfo], gpu_ids: str) -> list[GpuInfo]:
 
 def describe(values: Mapping[str, Any], gpus: list[GpuInfo]) -> EstimateView:
     path = str(values.get("pretrained_model_name_or_path") or "")
-    params = _params_of(path) if Path(path).is_dir() else {}
+    params = _params_of(path) if path and Path(path).exists() else {}
     chosen = selected_gpus(gpus, str(values.get("gpu_ids", "all")))
     device = "cuda" if chosen and not values.get("use_cpu") else "cpu"
     e = estimate(values, params, gpu_names=[g.name for g in chosen], device=device)

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 EVENTS_FILE = "events.jsonl"
 SCHEMA_VERSION = 1
 
-EventType = Literal["lifecycle", "progress", "stage", "validation", "checkpoint", "log", "error"]
+EventType = Literal[
+    "lifecycle", "progress", "stage", "validation", "checkpoint", "log", "error", "alert"
+]
 LifecycleState = Literal["starting", "running", "stopping", "stopped", "completed", "failed"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -49,6 +51,18 @@ class StageData(_Data):
     name: str = Field(min_length=1, max_length=200)
     done: int | None = Field(default=None, ge=0)
     total: int | None = Field(default=None, ge=0)
+
+
+class AlertData(_Data):
+    """Something that needs the user's eyes: "nan" (the trainer stopped at a non-finite loss,
+    `causes` lists what usually causes it) or "stalled" (no step for far longer than usual,
+    `lines` holds the trainer's last output)."""
+
+    kind: Literal["nan", "stalled"]
+    message: str = Field(min_length=1)
+    step: int | None = Field(default=None, ge=0)
+    causes: list[str] = Field(default_factory=list)
+    lines: list[str] = Field(default_factory=list)
 
 
 class ValidationImage(_Data):
@@ -84,6 +98,7 @@ DATA_MODELS: dict[str, type[_Data]] = {
     "checkpoint": CheckpointData,
     "log": LogData,
     "error": ErrorData,
+    "alert": AlertData,
 }
 
 

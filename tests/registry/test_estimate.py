@@ -108,3 +108,47 @@ def test_parameter_counts_come_from_safetensors_headers(tmp_path: Path) -> None:
     assert e.parts["gradients"] == pytest.approx(8 * counts["lora_per_rank"] * 4)
     assert e.params["vae"] == 83.7e6  # not in the folder: the published figure
     assert est.count_parameters(tmp_path / "missing") == {}
+
+
+def test_activations_follow_the_width_of_a_smaller_model_and_cpu_has_no_cuda_context() -> None:
+    cfg = config(model_family="sd1x", resolution=512)
+    full_size = est.estimate(cfg).parts["activations"]
+    quarter = {"denoiser": 859.5e6 / 4, "text": 123.1e6, "vae": 83.7e6, "lora_per_rank": 1}
+    small = est.estimate(cfg, quarter)
+    assert small.parts["activations"] == pytest.approx(full_size / 2)  # sqrt(1/4)
+    on_cpu = est.estimate(cfg, quarter, device="cpu")
+    assert on_cpu.peak_bytes - small.peak_bytes == pytest.approx(
+        est.CPU_RUNTIME_BYTES - est.CONTEXT_BYTES
+    )
+
+
+def test_a_single_file_checkpoint_is_counted_by_key_prefix(tmp_path: Path) -> None:
+    header = json.dumps(
+        {
+            "model.diffusion_model.x.attn1.to_q.weight": {
+                "dtype": "F16",
+                "shape": [320, 320],
+                "data_offsets": [0, 0],
+            },
+            "model.diffusion_model.conv.weight": {
+                "dtype": "F16",
+                "shape": [8, 4, 3, 3],
+                "data_offsets": [0, 0],
+            },
+            "first_stage_model.decoder.w": {
+                "dtype": "F16",
+                "shape": [10, 10],
+                "data_offsets": [0, 0],
+            },
+            "cond_stage_model.emb": {"dtype": "F16", "shape": [5, 6], "data_offsets": [0, 0]},
+        }
+    ).encode()
+    file = tmp_path / "model.safetensors"
+    file.write_bytes(struct.pack("<Q", len(header)) + header)
+    counts = est.count_parameters(file)
+    assert counts == {
+        "denoiser": 320 * 320 + 8 * 4 * 9,
+        "vae": 100,
+        "text": 30,
+        "lora_per_rank": 640,
+    }

@@ -5,7 +5,8 @@ test the supervisor's own logic quickly; the acceptance tests run the real train
 
 usage: python fake_trainer.py --config RUN.toml [--resume_from_checkpoint latest]
        [--step_s 0.05] [--events_per_step 1]
-env: FAKE_STEP_S (seconds a step), FAKE_STAGE_S (seconds each start-up stage event waits), FAKE_STUCK_ON_STOP=1 (hang after SIGTERM, for Kill)
+env: FAKE_STEP_S (seconds a step), FAKE_STAGE_S (seconds each start-up stage event waits),
+     FAKE_HANG_AT_STEP (stop emitting after that step until SIGTERM), FAKE_STUCK_ON_STOP=1 (hang after SIGTERM, for Kill)
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ def main() -> int:
             },
         )
         print(f"step {step}", flush=True)
+        if step == int(os.environ.get("FAKE_HANG_AT_STEP", "0")):  # a trainer that stops emitting
+            print("fake trainer: stuck in a collective op", flush=True)
+            while not stop["requested"]:
+                time.sleep(0.1)
         if ckpt_every and step % ckpt_every == 0:
             checkpoint(step)
         if stop["requested"] and stuck_on_stop:

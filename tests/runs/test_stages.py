@@ -36,14 +36,23 @@ def test_a_stage_event_follows_the_schema(tmp_path: Path) -> None:
     assert stage_view(None)[0].startswith("starting")
 
 
-async def test_the_run_bar_and_monitor_show_the_stage_while_starting(app_user: User) -> None:
+async def test_the_run_bar_and_monitor_show_the_stage_while_starting(
+    app_user: User, more_users: Callable[[], User]
+) -> None:
     await app_user.open("/")
     set_config(app_user, demo_config(3))
     app_user.find(marker="start").click()
+    monitor = more_users()
+    await eventually(lambda: bool(app_user.services.run_service._runs), "the run", 10)  # type: ignore[attr-defined]
+    (run_id,) = app_user.services.run_service._runs  # type: ignore[attr-defined]
+    await monitor.open(f"/monitor/{run_id}")
     await eventually(
         lambda: "caching latents 2/4" in element(app_user, "run-step").text, "a counted stage", 30
     )
     assert element(app_user, "run-progress").value == 0.5
     assert "step 0" not in element(app_user, "run-step").text
+    await eventually(
+        lambda: "caching latents" in element(monitor, "monitor-summary").text, "monitor stage", 30
+    )
     await eventually(lambda: "completed" in element(app_user, "run-status").text, "done", 60)
     assert element(app_user, "run-step").text == "step 3/3"  # the stage gives way to steps

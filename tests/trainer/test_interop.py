@@ -447,3 +447,41 @@ def test_a_checkpoints_lora_file_continues_as_the_same_adapters(
     assert want.keys() == got.keys() and want
     for name in want:
         torch.testing.assert_close(got[name], want[name], rtol=1e-5, atol=1e-6)
+
+
+def test_without_configs_at_hand_the_loader_says_what_to_set(
+    single_files: dict[str, tuple[Path, Path]],
+) -> None:
+    """single_file_config empty and the reference model not in the local cache: nothing is
+    downloaded, and the message names the field to set."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from trainer.models import load_models
+    from trainer.single_file import REFERENCE_REPOS
+
+    if isinstance(try_to_load_from_cache(REFERENCE_REPOS["sd1x"], "model_index.json"), str):
+        pytest.skip("the SD 1.5 reference model is in this machine's Hugging Face cache")
+    folder, file = single_files["sd1x"]
+    cfg = dict(_cfg("sd1x", folder), single_file_config="")
+    with pytest.raises(ValueError, match="set single_file_config to a diffusers folder"):
+        load_models(cfg, str(file))
+
+
+def test_a_pickle_checkpoint_loads_only_when_allowed(
+    single_files: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    from registry.model_files import ModelFileError
+    from trainer.models import load_models
+
+    folder, file = single_files["sd1x"]
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": load_file(str(file)), "global_step": 1}, str(ckpt))
+    refused = dict(_cfg("sd1x", folder), allow_pickle_checkpoints=False)
+    with pytest.raises(ModelFileError, match="pickle checkpoint"):
+        load_models(refused, str(ckpt))
+    allowed = _cfg("sd1x", folder, allow_pickle_checkpoints=True)
+    from_ckpt = load_models(allowed, str(ckpt))
+    from_file = load_models(allowed, str(file))
+    assert _max_diff(from_ckpt.unet, from_file.unet) == 0.0

@@ -107,9 +107,20 @@ CASES = {
     "default-init-alpha1-rank4": {"lora_alpha": 1.0, "lora_rank": 4},
     "gaussian-alpha8-rank4": {"lora_init": "gaussian", "lora_alpha": 8.0, "lora_rank": 4},
     "pissa": {"lora_init": "pissa", "lora_alpha": 4.0, "lora_rank": 4},
-    "pissa-dora-rslora": {"lora_init": "pissa", "use_dora": True, "use_rslora": True},
+    # DoRA has no kohya (comfyui) form that diffusers reads: saved in the diffusers layout
+    "pissa-dora-rslora": {
+        "lora_init": "pissa",
+        "use_dora": True,
+        "use_rslora": True,
+        "lora_format": "diffusers",
+    },
     "rslora": {"use_rslora": True, "lora_alpha": 4.0, "lora_rank": 4},
-    "dora-alpha2": {"use_dora": True, "lora_alpha": 2.0, "lora_rank": 4},
+    "dora-alpha2": {
+        "use_dora": True,
+        "lora_alpha": 2.0,
+        "lora_rank": 4,
+        "lora_format": "diffusers",
+    },
     "text-encoder-rslora": {
         "train_text_encoder": True,
         "use_rslora": True,

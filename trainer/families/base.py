@@ -122,19 +122,6 @@ def load_kwargs(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return kw, {k: v for k, v in kw.items() if k == "revision"}
 
 
-def file_metadata(cfg: Mapping[str, Any], family: str, path: str) -> dict[str, str]:
-    """What a saved LoRA file says about itself beside the adapter config diffusers writes."""
-    meta = {
-        "tunerdeck.family": family,
-        "tunerdeck.base_model": str(path),
-        "tunerdeck.rank": str(cfg["lora_rank"]),
-        "tunerdeck.alpha": str(cfg["lora_rank"]),  # saved at scale 1: alpha = rank
-        "modelspec.architecture": family,
-        "modelspec.implementation": "diffusers",
-    }
-    return meta
-
-
 def add_file_metadata(file: Path, extra: Mapping[str, str]) -> None:
     """Add string metadata to a safetensors file (rewritten in place through a temp file)."""
     from safetensors import safe_open
@@ -384,7 +371,8 @@ class Family(ABC):
         ema: Any,
         out_dir: Path,
     ) -> Path:
-        """LoRA: pytorch_lora_weights.safetensors; full: a diffusers folder. Atomic."""
+        """LoRA: one <run name>.safetensors with the run's metadata (trainer.weights /
+        trainer.lora_metadata); full: a diffusers folder. Written beside, renamed into place."""
 
     @abstractmethod
     def pipeline(self, denoiser: Any, text_encoders: Sequence[Any], scheduler: Any = None) -> Any:

@@ -24,7 +24,6 @@ from trainer.families.base import (
     Family,
     Noised,
     add_file_metadata,
-    file_metadata,
     replace_dir,
     temp_dir_beside,
 )
@@ -174,6 +173,13 @@ class FlowFamily(Family):
         super().__init__(cfg, path, **parts)
         self.train_scheduler = training_scheduler(self.scheduler.config, cfg["flow_shift"])
 
+    @property
+    def noise_scheduler(self) -> Any:
+        """The training scheduler (what run metadata reads the prediction from)."""
+        return self.train_scheduler
+
+    is_sdxl = False  # read by the shared save helpers (kohya layouts are SD-only)
+
     def cache_identity(self) -> str:
         return f"t5={self.t5_length}|te={len(self.text_encoders)}"
 
@@ -261,7 +267,8 @@ class FlowFamily(Family):
         ema: Any,
         out_dir: Path,
     ) -> Path:
-        from trainer.weights import SAVE_DTYPES, plain_lora
+        from trainer.lora_metadata import lora_metadata
+        from trainer.weights import SAVE_DTYPES, output_file_name, plain_lora
 
         cfg = self.cfg
         dtype = SAVE_DTYPES[cfg["save_precision"]]
@@ -284,11 +291,14 @@ class FlowFamily(Family):
                         k: v.to("cpu", dtype).contiguous() for k, v in state.items()
                     }
                     kwargs[f"{name}_lora_adapter_metadata"] = meta
-                self.pipeline_class.save_lora_weights(str(tmp), safe_serialization=True, **kwargs)
-                add_file_metadata(
-                    tmp / "pytorch_lora_weights.safetensors",
-                    file_metadata(cfg, self.family, self.path),
+                # diffusers' layout (what FluxPipeline / StableDiffusion3Pipeline and ComfyUI
+                # load), named after the run, with the run's metadata beside diffusers' own.
+                file = tmp / output_file_name(cfg, out_dir)
+                self.pipeline_class.save_lora_weights(
+                    str(tmp), weight_name=file.name, safe_serialization=True, **kwargs
                 )
+                plain = {name: (None, kwargs[f"{name}_lora_adapter_metadata"]) for name in parts}
+                add_file_metadata(file, lora_metadata(cfg, self, plain, "diffusers", file.stem))
             else:
                 if ema is not None:
                     ema.copy_to(d.parameters())

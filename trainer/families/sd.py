@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from trainer.families.base import Family, Noised, add_file_metadata, file_metadata
+from trainer.families.base import Family, Noised
 
 VALIDATION_SCHEDULERS = {
     "ddim": "DDIMScheduler",
@@ -154,13 +154,9 @@ class SD(Family):
     ) -> Path:
         from trainer.weights import save_final_weights
 
-        out = save_final_weights(
+        return save_final_weights(
             self.cfg, self.models, accelerator, denoiser, list(text_encoders), ema, Path(out_dir)
         )
-        lora_file = out / "pytorch_lora_weights.safetensors"
-        if self.cfg["model_type"] == "lora" and lora_file.is_file():
-            add_file_metadata(lora_file, file_metadata(self.cfg, self.family, self.path))
-        return out
 
     def pipeline(self, denoiser: Any, text_encoders: Sequence[Any], scheduler: Any = None) -> Any:
         return self.models.pipeline(denoiser, list(text_encoders), scheduler or self.scheduler)
