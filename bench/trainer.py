@@ -74,7 +74,7 @@ class StepClock:
         self.rss.append(self._proc.memory_info().rss)
 
     def install(self) -> Callable[[], None]:
-        import trainer.models as tm
+        import trainer.families.sd as tm
 
         real = tm.load_models
 
@@ -194,8 +194,9 @@ def _bare_run(family: str, model: Path | None, data: Path, mode: str, clock: Ste
     import torch.nn.functional as F
 
     from registry.defaults import default_config, default_dataset
-    from trainer import models as tm
     from trainer.data import build_train_data, collate
+    from trainer.families import sd as tm
+    from trainer.families.sdxl import sdxl_time_ids
 
     cfg = default_config() | {"model_family": family}
     torch.manual_seed(cfg["seed"])
@@ -232,7 +233,7 @@ def _bare_run(family: str, model: Path | None, data: Path, mode: str, clock: Ste
                 )
             extra = {}
             if models.is_sdxl:
-                ids = tm.sdxl_time_ids(
+                ids = sdxl_time_ids(
                     batch["original_sizes"],
                     batch["crop_top_lefts"],
                     batch["target_sizes"],

@@ -86,8 +86,9 @@ GC_FACTOR = 0.25  # checkpointing keeps block inputs only, recomputes the rest
 OVERHEAD = 0.10  # allocator fragmentation, temporary buffers
 CONTEXT_BYTES = 0.5 * GB  # CUDA context and cuDNN/cuBLAS workspaces
 # On CPU: what a training process adds beyond its imports whatever the model (lazily imported
-# model code, autograd and oneDNN buffers, data loading); measured with bench/estimate.py.
-CPU_RUNTIME_BYTES = 230 * 1024**2
+# model code, autograd and oneDNN buffers, data loading): 251-303 MB over four runs of
+# bench/estimate.py on tiny models (the same within a run, different between runs).
+CPU_RUNTIME_BYTES = 265 * 1024**2
 OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2, "adafactor": 4, "prodigy": 16, "lion": 4, "sgd": 0}
 PRECISION_BYTES = {"no": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0}
 QUANT_BYTES = {"int8": 1.0, "fp8": 1.0, "nf4": 0.5625}  # nf4: 4 bits + block scales
@@ -270,6 +271,33 @@ def estimate(
     return Estimate(parts=parts, peak_bytes=peak, step_s=step_s, params=known, notes=notes)
 
 
+def checkpoint_bytes(values: Mapping[str, Any], params: Mapping[str, float] | None = None) -> float:
+    """One accelerate checkpoint: trained weights (fp32) + optimizer states (+ EMA), plus
+    the final weights file of the same size class."""
+    trained = trained_parameters(values, params)
+    per_param = 4 + OPTIMIZER_BYTES.get(str(values["optimizer"]), 8)
+    if values["model_type"] == "full" and values.get("use_ema"):
+        per_param += 4
+    return trained * per_param + 16 * 1024**2  # scheduler, RNG states, metadata
+
+
+def planned_checkpoints(values: Mapping[str, Any]) -> int:
+    """How many checkpoints exist at once at most: the periodic ones (capped by the total
+    limit) plus the one written at the end."""
+    steps, every = int(values["max_train_steps"]), int(values["checkpointing_steps"])
+    periodic = steps // every if every > 0 and steps > 0 else 0
+    limit = int(values.get("checkpoints_total_limit") or 0)
+    if limit > 0:
+        periodic = min(periodic, limit)
+    return periodic + 1
+
+
+def run_disk_bytes(values: Mapping[str, Any], params: Mapping[str, float] | None = None) -> float:
+    """Disk a run needs at most: its planned checkpoints plus the final weights."""
+    final = trained_parameters(values, params) * 4
+    return planned_checkpoints(values) * checkpoint_bytes(values, params) + final
+
+
 # Changes a user can make, each as (label, config update), tried to find the biggest savers.
 def _candidates(cfg: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
@@ -309,8 +337,11 @@ def biggest_savings(
 __all__ = [
     "Estimate",
     "biggest_savings",
+    "checkpoint_bytes",
     "count_parameters",
     "estimate",
+    "planned_checkpoints",
+    "run_disk_bytes",
     "safetensors_params",
     "trained_parameters",
 ]

@@ -1,6 +1,6 @@
 """Presets: starting configs by goal x model family x GPU memory, read from registry/presets/*.toml.
 
-Contract: each file describes one family: `family`, `label`, `note`, a `[config]` table that
+Contract: each file describes one family: `family`, `order`, `label`, `note`, a `[config]` table that
 every preset of the family sets, `[goal.<goal>]` and `[memory.<GB>]` tables, each with a
 `note` (why these values) and a `config` table, or, for a size that cannot work, an
 `unavailable` sentence. A preset's config is family config, then the goal's, then the memory
@@ -61,7 +61,9 @@ def _read(path: Path) -> dict[str, Any]:
 
 @cache
 def _files() -> dict[str, dict[str, Any]]:
-    return {path.stem: _read(path) for path in sorted(PRESETS_DIR.glob("*.toml"))}
+    files = {path.stem: _read(path) for path in PRESETS_DIR.glob("*.toml")}
+    # The dialog lists families in the files' `order` (oldest and smallest first).
+    return dict(sorted(files.items(), key=lambda kv: (kv[1].get("order", 99), kv[0])))
 
 
 def families() -> dict[str, str]:

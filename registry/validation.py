@@ -32,6 +32,7 @@ from registry.model_files import (
     lora_rank_of,
     read_header,
 )
+from registry.model_folders import folder_family, wrong_family_message
 
 Severity = Literal["error", "warning"]
 # "value": the value itself is unusable (unknown key, type, range, choice): a file with one
@@ -386,6 +387,8 @@ def _model_path_errors(values: Mapping[str, Any], errors: list[Issue]) -> None:
             problem = _single_file_problem(path, family, allow_pickle, "base")
             if problem:
                 errors.append(_combination("pretrained_model_name_or_path", problem))
+        elif path.is_dir() and (wrong := wrong_family_message(family, base, *folder_family(path))):
+            errors.append(_combination("pretrained_model_name_or_path", wrong))
         elif path.is_dir() and not (path / "model_index.json").is_file():
             errors.append(
                 _combination(

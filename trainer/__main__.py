@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
 
+    problem = _disk_problem(result.values)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     _write_repro_record(result.values, sys.argv[1:] if argv is None else list(argv))
     from trainer import quiet
 
@@ -62,6 +66,32 @@ def main(argv: list[str] | None = None) -> int:
         run_id=run_id,
         callback_url=args.callback_url,
         callback_token=args.callback_token,
+    )
+
+
+def _disk_problem(values: dict) -> str | None:
+    """The UI's disk check again, for runs started by hand: refuse early rather than fail at a
+    checkpoint hours in. None when there is room (or the free space cannot be read)."""
+    import shutil
+    from pathlib import Path
+
+    from registry.estimate import GB, count_parameters, run_disk_bytes
+
+    target = Path(values["output_dir"]).expanduser().resolve()
+    existing = next((p for p in (target, *target.parents) if p.exists()), Path("/"))
+    model = Path(str(values.get("pretrained_model_name_or_path") or "")).expanduser()
+    params = count_parameters(model) if str(model) != "." and model.exists() else {}
+    needed = run_disk_bytes(values, params)
+    try:
+        free = shutil.disk_usage(existing).free
+    except OSError:
+        return None
+    if free >= needed:
+        return None
+    return (
+        f"not enough free disk space at {existing}: this run needs about {needed / GB:.1f} GB "
+        f"for its checkpoints and weights, {free / GB:.1f} GB are free. Free some space, set "
+        "checkpoints_total_limit or a larger checkpointing_steps, or choose another output_dir."
     )
 
 

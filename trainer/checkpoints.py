@@ -86,19 +86,6 @@ def prune(run_dir: Path, keep: int) -> list[Path]:
     return removed
 
 
-def resolve_resume(run_dir: Path, value: str) -> Path | None:
-    """`latest` -> newest complete checkpoint (None if there is none); else a folder path."""
-    if not value:
-        return None
-    if value == "latest":
-        found = list_checkpoints(run_dir)
-        return found[-1][1] if found else None
-    path = _named(run_dir, value)
-    if not (path / MARKER).exists():
-        raise FileNotFoundError(f"resume_from_checkpoint: {value!r} is not a complete checkpoint")
-    return path
-
-
 def read_meta(path: Path) -> dict[str, Any]:
     return json.loads((Path(path) / MARKER).read_text())
 

@@ -336,6 +336,20 @@ class TrainData:
     dataset: ImageCaptionDataset
     sampler: BucketBatchSampler
     records: list[ImageRecord]
+    entries: list[Mapping[str, Any]]
+
+    def image_counts(self) -> dict[str, dict[str, int]]:
+        """Per dataset folder: the readable images trained on and their repeats (the figures
+        a saved LoRA's metadata reports, taken from this scan rather than a second one)."""
+        counts: dict[str, dict[str, int]] = {}
+        for i, entry in enumerate(self.entries):
+            folder = Path(str(entry["path"])).expanduser()
+            used = sum(1 for r in self.records if r.entry == i)
+            counts[folder.name or str(folder)] = {
+                "n_repeats": int(entry["repeats"]),
+                "img_count": used,
+            }
+        return counts
 
 
 def build_train_data(
@@ -361,7 +375,7 @@ def build_train_data(
     sampler = BucketBatchSampler(
         records, repeats, batch_size, seed, shuffle, num_processes, process_index
     )
-    return TrainData(dataset, sampler, records)
+    return TrainData(dataset, sampler, records, active)
 
 
 def make_dataloader(data: TrainData, accelerator: Any, num_workers: int, seed: int) -> Any:

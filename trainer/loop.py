@@ -105,6 +105,7 @@ def _train(
     from trainer.families import family_for
     from trainer.optim import build_lr_scheduler, build_optimizer
     from trainer.validation import run_validation
+    from trainer.watchdog import check_loss
     from trainer.weights import register_state_hooks
 
     main = accelerator.is_main_process
@@ -133,6 +134,7 @@ def _train(
 
     # ---- models ----------------------------------------------------------------------------
     family = family_for(cfg["model_family"])
+    sink.stage("loading model")
     with accelerator.main_process_first():  # the demo model is generated once
         model_path = family.resolve_path(cfg)
         model = family.load(cfg, model_path)
@@ -161,6 +163,7 @@ def _train(
         accelerator.register_for_checkpointing(ema)
 
     # ---- data ------------------------------------------------------------------------------
+    sink.stage("preparing datasets")
     resolution = cfg["resolution"]
     entries = cfg["datasets"]
     if not entries:
@@ -180,6 +183,7 @@ def _train(
         num_processes=accelerator.num_processes,
         process_index=accelerator.process_index,
     )
+    model.dataset_counts = data.image_counts()
     # Not passed to accelerator.prepare: the sampler deals each process its own batches.
     dataloader = make_dataloader(data, accelerator, cfg["dataloader_num_workers"], cfg["seed"])
     # Filled before step 1 (below); the namespace names what computes the entries, so a
@@ -216,7 +220,7 @@ def _train(
     denoiser = trained[0]
     for i, te in zip(trained_te, trained[1:], strict=True):
         text_encoders[i] = te  # the prepared (possibly wrapped) encoders
-    register_state_hooks(accelerator, lora)
+    register_state_hooks(accelerator, lora, export=model.export_lora)
     global_step = ckpt.resume(accelerator, run_dir, cfg["resume_from_checkpoint"], sink.log)
     first_epoch = global_step // per_epoch
     skip_batches = (global_step % per_epoch) * grad_accum
@@ -325,6 +329,8 @@ def _train(
         disable=not main or None,  # None: only when attached to a terminal
         dynamic_ncols=True,
     )
+    compiling = cfg["dynamo_backend"] != "no"
+    sink.stage("compiling the model (first step)" if compiling else "first training step")
     sink.lifecycle("running", f"training {max_steps} steps")
     for m in trained:
         m.train()
@@ -348,6 +354,7 @@ def _train(
                 embeds = encode_text(batch["captions"])
                 pred = model.predict(denoiser, noised, embeds, batch)
                 loss = model.loss(pred, noised)
+                check_loss(loss, global_step, cfg, accelerator, sink, save_checkpoint)  # NaN/inf
                 step_loss += loss.detach() / grad_accum
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and max_grad_norm > 0:
@@ -457,10 +464,20 @@ def _fill_caches(
         return model.encode_prompts(model.text_encoders, captions)
 
     if latent_cache is not None:
-        log = ThrottledProgress(lambda d, t: sink.log(f"caching latents {d}/{t}{share}"))
+        log = ThrottledProgress(
+            lambda d, t: (
+                sink.log(f"caching latents {d}/{t}{share}"),
+                sink.stage("caching latents", d, t),
+            )
+        )
         fill_latent_cache(latent_cache, plans, data.dataset.pixels, model.vae, batch, log)
     if text_cache is not None:
-        log = ThrottledProgress(lambda d, t: sink.log(f"caching text embeddings {d}/{t}{share}"))
+        log = ThrottledProgress(
+            lambda d, t: (
+                sink.log(f"caching text embeddings {d}/{t}{share}"),
+                sink.stage("caching text embeddings", d, t),
+            )
+        )
         captions = [p.caption for p in plans]
         fill_text_cache(text_cache, captions, encode_text, max(batch, 16), log)
     accelerator.wait_for_everyone()

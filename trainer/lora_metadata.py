@@ -56,34 +56,6 @@ def _architecture(family: str, models: Any) -> str:
     return ARCHITECTURES.get(family, family)
 
 
-def _datasets(cfg: Mapping[str, Any]) -> dict[str, dict[str, int]]:
-    from trainer.dataset_rules import IMAGE_EXTENSIONS
-
-    out: dict[str, dict[str, int]] = {}
-    for entry in cfg.get("datasets") or []:
-        folder = Path(str(entry.get("path") or "")).expanduser()
-        count = 0
-        if folder.is_dir():
-            files = (f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
-            count = sum(1 for f in files if _readable_image(f))
-        out[folder.name or str(folder)] = {
-            "n_repeats": int(entry.get("repeats", 1) or 1),
-            "img_count": count,
-        }
-    return out
-
-
-def _readable_image(path: Path) -> bool:
-    """What the trainer could train on (PIL reads only the header here)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return im.size[0] > 0
-    except Exception:  # broken or not an image: the trainer skipped it too
-        return False
-
-
 def _plain_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     plain = getattr(cfg, "plain", None)
     return plain() if callable(plain) else dict(cfg)
@@ -111,7 +83,7 @@ def _common(cfg: Mapping[str, Any], models: Any, title: str) -> dict[str, str]:
         "ss_max_train_steps": str(p.get("max_train_steps", "")),
         "ss_epoch": str(p.get("num_train_epochs", "")),
     }
-    datasets = _datasets(p)
+    datasets = getattr(models, "dataset_counts", None) or {}
     meta["ss_dataset_dirs"] = json.dumps(datasets)
     meta["ss_num_train_images"] = str(
         sum(d["img_count"] * d["n_repeats"] for d in datasets.values())

@@ -1,7 +1,7 @@
 """SD 1.x / 2.x / SDXL base models (and VAEs) from one file in the original (LDM / ComfyUI /
 A1111) layout.
 
-Contract: `load_models_from_file(cfg, path)` returns the same `trainer.models.Models` a
+Contract: `load_models_from_file(cfg, path)` returns the same `trainer.families.sd.Models` a
 diffusers folder gives, so nothing after loading knows where the weights came from. The file
 is read once; its family is checked against model_family from the tensor names
 (registry.model_files, the same reading the UI and validation use) before any weight is
@@ -75,13 +75,14 @@ def _no_config(family: str, source: str) -> ValueError:
 
 
 def load_models_from_file(cfg: Mapping[str, Any], path: str) -> Any:
-    """trainer.models.Models of a single-file SD 1.x / 2.x / SDXL checkpoint."""
+    """trainer.families.sd.Models of a single-file SD 1.x / 2.x / SDXL checkpoint."""
     import diffusers
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTokenizer
 
+    from trainer.families._parts import local_first
     from trainer.families.base import WrongFamilyError
-    from trainer.models import Models, _local_first, _schedulers
+    from trainer.families.sd import Models, schedulers
 
     family = str(cfg["model_family"])
     allow_pickle = bool(cfg.get("allow_pickle_checkpoints"))
@@ -104,7 +105,7 @@ def load_models_from_file(cfg: Mapping[str, Any], path: str) -> Any:
         try:
             if cache_only:
                 return load(source, local_files_only=True, **extra)
-            return _local_first(load, source, {}, **extra)
+            return local_first(load, source, {}, **extra)
         except OSError:
             raise _no_config(facts.kind, source) from None
 
@@ -122,7 +123,7 @@ def load_models_from_file(cfg: Mapping[str, Any], path: str) -> Any:
             )
             noise, own = _schedulers_from_config(config)
         else:
-            noise, own = _schedulers(source, {})
+            noise, own = schedulers(source, {})
     except OSError:
         raise _no_config(facts.kind, source) from None
     if facts.v_prediction is not None and cfg.get("prediction_type", "auto") == "auto":
@@ -164,14 +165,14 @@ def load_vae(
     diffusers VAE folder / Hub id), else the VAE inside the checkpoint."""
     from diffusers import AutoencoderKL
 
-    from trainer.models import _local_first
+    from trainer.families._parts import local_first
 
     vae_path = str(cfg.get("pretrained_vae_model_name_or_path") or "").strip()
     if vae_path and is_model_file(vae_path):
         vae_state = read_state_dict(vae_path, bool(cfg.get("allow_pickle_checkpoints")))
         return _single(AutoencoderKL, vae_state, source, "vae", common, kind)
     if vae_path:
-        return _local_first(AutoencoderKL.from_pretrained, vae_path, {})
+        return local_first(AutoencoderKL.from_pretrained, vae_path, {})
     assert state is not None
     return _single(AutoencoderKL, state, source, "vae", common, kind)
 

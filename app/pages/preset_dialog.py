@@ -14,6 +14,8 @@ from nicegui import ui
 from app.pages.layout import transient_dialog
 from app.services import hardware
 from registry import presets
+from registry.estimate import estimate
+from registry.validation import validate_config
 
 if TYPE_CHECKING:
     from app.pages.trainer_page import TrainerPage
@@ -91,6 +93,12 @@ class PresetActions:
                 apply_button.enable()
                 for note in preset.notes:
                     ui.label(note).classes("text-sm text-grey-8")
+                after = validate_config({**self.form.config(), **preset.config}).values
+                peak = estimate(after).peak_gb
+                ui.label(
+                    f"Estimated peak GPU memory with your other settings: ~{peak:.1f} GB "
+                    f"(of {preset.memory_gb} GB)."
+                ).classes("text-sm").mark("preset-estimate")
                 rows = presets.preset_diff(preset, self.form.explicit)
                 if not rows:
                     ui.label("The form already has every value of this preset.")

@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from app.services.dataset_scan import ProbeCache, scan_dataset
-from registry.estimate import GB, OPTIMIZER_BYTES, count_parameters, trained_parameters
+from registry.estimate import (
+    GB,
+    checkpoint_bytes,
+    count_parameters,
+    planned_checkpoints,
+    run_disk_bytes,
+)
 
 MB = 1024**2
 
@@ -50,32 +56,10 @@ def _existing_parent(path: Path) -> Path:
     return Path("/")
 
 
-def checkpoint_bytes(values: Mapping[str, Any], params: Mapping[str, float] | None = None) -> float:
-    """One accelerate checkpoint: trained weights (fp32) + optimizer states (+ EMA), plus
-    the final weights file of the same size class."""
-    trained = trained_parameters(values, params)
-    per_param = 4 + OPTIMIZER_BYTES.get(str(values["optimizer"]), 8)
-    if values["model_type"] == "full" and values.get("use_ema"):
-        per_param += 4
-    return trained * per_param + 16 * MB  # scheduler, RNG states, metadata
-
-
-def planned_checkpoints(values: Mapping[str, Any]) -> int:
-    """How many checkpoints exist at once at most: the periodic ones (capped by the total
-    limit) plus the one written at the end."""
-    steps, every = int(values["max_train_steps"]), int(values["checkpointing_steps"])
-    periodic = steps // every if every > 0 and steps > 0 else 0
-    limit = int(values.get("checkpoints_total_limit") or 0)
-    if limit > 0:
-        periodic = min(periodic, limit)
-    return periodic + 1
-
-
 def _check_disk(values: Mapping[str, Any], run_root: Path, params: dict) -> list[Finding]:
     count = planned_checkpoints(values)
     each = checkpoint_bytes(values, params)
-    weights = trained_parameters(values, params) * 4
-    needed = count * each + weights
+    needed = run_disk_bytes(values, params)
     try:
         free = shutil.disk_usage(_existing_parent(run_root)).free
     except OSError:

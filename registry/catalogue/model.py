@@ -282,7 +282,7 @@ FIELDS: tuple[ConfigField, ...] = (
             Choice(
                 value="pissa",
                 label="PiSSA",
-                help="Starts from the principal singular vectors of the weight; converges faster but initialisation takes a while.",
+                help="Starts from the principal singular vectors of the weight; converges faster but initialisation takes a while. Linear layers only. The saved file is a plain LoRA of twice the rank (so it applies to the original base model), twice the size.",
             ),
         ),
         help="How the adapter weights start (peft's init_lora_weights). Leave at default unless "

@@ -108,3 +108,25 @@ def test_flow_models_need_sizes_in_multiples_of_16() -> None:
     assert "multiple of 16 for flux models" in messages["datasets[0].bucket_step"]
     sdxl = validate_config(raw | {"model_family": "sdxl"})
     assert not [i for i in sdxl.errors if i.path in ("resolution", "datasets[0].bucket_step")]
+
+
+def test_a_folder_of_another_family_is_refused_before_start(tmp_path) -> None:
+    import json
+
+    from registry.validation import validate_config
+
+    sdxl = tmp_path / "my-sdxl"
+    sdxl.mkdir()
+    (sdxl / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
+    raw = {
+        "model_family": "flux",
+        "pretrained_model_name_or_path": str(sdxl),
+        "datasets": [{"path": str(tmp_path)}],
+    }
+    [issue] = [i for i in validate_config(raw).errors if i.path == "pretrained_model_name_or_path"]
+    assert issue.message == (
+        f"model_family is flux but {sdxl} is a sdxl model (its model_index.json names "
+        "StableDiffusionXLPipeline): set model_family to sdxl, or choose a flux model"
+    )
+    fine = validate_config(raw | {"model_family": "sdxl"})
+    assert not [i for i in fine.errors if i.path == "pretrained_model_name_or_path"]

@@ -168,7 +168,7 @@ def test_a_second_run_reuses_the_cache(
 def test_cached_encoders_wait_on_the_cpu_and_come_back_for_validation(
     tmp_path: Path, sd1x_pipeline: Path, image_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trainer.models as tm
+    import trainer.families.sd as tm
 
     seen: list[tuple[str, str, str]] = []
     real_load = tm.load_models

@@ -139,7 +139,7 @@ def _optimizer_of_another_run(ckpt: Path) -> None:
 
     marker = ckpt / "tunerdeck_checkpoint.json"
     meta = json.loads(marker.read_text())
-    del meta["files"]
+    meta.pop("files", None)
     marker.write_text(json.dumps(meta))
     torch.save({"state": {}, "param_groups": [{}, {}, {}]}, ckpt / "optimizer.bin")
 

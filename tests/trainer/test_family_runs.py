@@ -200,3 +200,44 @@ def test_loss_falls_on_an_image_the_model_can_memorise(
     assert code == 0, read_events(out)[-1]
     values = [losses(out)[s] for s in range(1, steps + 1)]
     assert mean(values[-10:]) < 0.7 * mean(values[:10])
+
+
+FLOW_CASES: dict[str, dict[str, Any]] = {
+    "flux-dev": {
+        "validation_steps": 2,
+        "checkpointing_steps": 2,
+        "train_text_encoder": True,
+        "weighting_scheme": "mode",
+        "flow_shift": 3.0,
+        "flux_guidance_value": 3.5,
+        "base_model_precision": "int8",
+    },
+    "sd3": {
+        "validation_steps": 2,
+        "sd3_drop_t5": True,
+        "loss_type": "huber",
+        "huber_schedule": "snr",
+        "cache_text_embeddings": True,
+        "validation_negative_prompt": "blurry",
+    },
+}
+
+
+@pytest.mark.parametrize("tiny", sorted(FLOW_CASES))
+def test_every_active_flow_matching_field_is_read(
+    tiny: str, tiny_models: dict, images: Path, tmp_path: Path
+) -> None:
+    """As tests/trainer/test_fields_read.py, for the flow-matching families' fields."""
+    if FLOW_CASES[tiny].get("base_model_precision") == "int8":
+        pytest.importorskip("torchao")
+    from registry.field import Scope
+    from tests.trainer.test_fields_read import _active
+
+    out = tmp_path / "run"
+    code, cfg = run_in_process(raw_config(tiny, out, tiny_models, images, **FLOW_CASES[tiny]))
+    assert code == 0, read_events(out)[-1]
+    unread = _active(cfg.plain(), Scope.CONFIG) - cfg.read - {"datasets"}
+    assert not unread, f"active fields never read by the trainer: {sorted(unread)}"
+    record = json.loads((out / "precision.json").read_text())
+    if FLOW_CASES[tiny].get("base_model_precision") == "int8":
+        assert "Int8Tensor" in record["parts"]["transformer"]

@@ -35,7 +35,7 @@ def _cfg(family: str, folder: Path, **extra: Any) -> dict[str, Any]:
 def _write_single_file(folder: Path, family: str, out: Path) -> Path:
     from safetensors.torch import save_file
 
-    from trainer.models import load_models
+    from trainer.families.sd import load_models
     from trainer.original_layout import pipeline_to_original
 
     models = load_models(_cfg(family, folder), str(folder))
@@ -71,7 +71,7 @@ def test_a_single_file_loads_exactly_the_folders_weights(
     family: str, single_files: dict[str, tuple[Path, Path]]
 ) -> None:
     from registry.model_files import inspect_model_file
-    from trainer.models import load_models
+    from trainer.families.sd import load_models
 
     folder, file = single_files[family]
     assert inspect_model_file(file).family == family  # detected from the tensor names
@@ -93,7 +93,7 @@ def test_a_single_file_of_another_family_is_refused_by_the_loader(
     single_files: dict[str, tuple[Path, Path]],
 ) -> None:
     from trainer.families.base import WrongFamilyError
-    from trainer.models import load_models
+    from trainer.families.sd import load_models
 
     folder, file = single_files["sdxl"]
     cfg = dict(_cfg("sdxl", folder), model_family="sd1x")
@@ -107,7 +107,7 @@ def test_a_single_file_vae_replaces_the_folders_vae(
     """pretrained_vae_model_name_or_path may be one VAE file (the original VAE layout)."""
     from safetensors.torch import save_file
 
-    from trainer.models import load_models
+    from trainer.families.sd import load_models
     from trainer.original_layout import vae_to_original
 
     folder, _ = single_files["sd1x"]
@@ -302,7 +302,7 @@ def _sha256(path: Path) -> str:
 def test_a_full_fine_tune_saved_as_one_file_loads_back_identically(
     sd1x_pipeline: Path, image_folder: Path, tmp_path: Path
 ) -> None:
-    from trainer.models import load_models
+    from trainer.families.sd import load_models
 
     out = tmp_path / "run"
     raw = fast(
@@ -385,7 +385,7 @@ def test_init_lora_with_other_targets_is_an_error_naming_them(
 ) -> None:
     from safetensors.torch import save_file
 
-    from trainer.models import add_lora, load_models
+    from trainer.families.sd import add_lora, load_models
 
     # A kohya LoRA on attn1.to_q only, where the run targets q/k/v/out.
     file = tmp_path / "partial.safetensors"
@@ -412,7 +412,7 @@ def test_a_checkpoints_lora_file_continues_as_the_same_adapters(
     init_lora gives every adapted layer the same update, whatever the new run's alpha."""
     from peft.tuners.lora import LoraLayer
 
-    from trainer.models import add_lora, load_models
+    from trainer.families.sd import add_lora, load_models
     from trainer.weights import export_checkpoint_lora
 
     def updates(unet: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -456,7 +456,7 @@ def test_without_configs_at_hand_the_loader_says_what_to_set(
     downloaded, and the message names the field to set."""
     from huggingface_hub import try_to_load_from_cache
 
-    from trainer.models import load_models
+    from trainer.families.sd import load_models
     from trainer.single_file import REFERENCE_REPOS
 
     if isinstance(try_to_load_from_cache(REFERENCE_REPOS["sd1x"], "model_index.json"), str):
@@ -473,7 +473,7 @@ def test_a_pickle_checkpoint_loads_only_when_allowed(
     from safetensors.torch import load_file
 
     from registry.model_files import ModelFileError
-    from trainer.models import load_models
+    from trainer.families.sd import load_models
 
     folder, file = single_files["sd1x"]
     ckpt = tmp_path / "model.ckpt"

@@ -42,7 +42,7 @@ def _trained_pipeline(cfg: Any, base: Path) -> Any:
     from safetensors.torch import load_file
 
     from trainer.checkpoints import list_checkpoints
-    from trainer.models import add_lora, load_models
+    from trainer.families.sd import add_lora, load_models
 
     models = load_models(cfg, str(base))
     add_lora(models, cfg)
@@ -204,7 +204,7 @@ def test_text_encoder_adapters_have_the_unet_adapters_strength(
     from peft.tuners.lora import LoraLayer
 
     from tests.trainer.conftest import effective
-    from trainer.models import add_lora, load_models
+    from trainer.families.sd import add_lora, load_models
 
     cfg = effective(
         {

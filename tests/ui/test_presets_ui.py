@@ -29,6 +29,8 @@ async def test_preset_shows_the_diff_applies_and_undoes(trainer_user: User) -> N
     assert rows["Resolution"] == ("64", "1024")
     assert rows["Optimizer"] == ("adamw", "adamw8bit")
     assert page.form.value("lora_rank") == 4  # nothing applied yet
+    estimate = element(trainer_user, "preset-estimate").text
+    assert "(of 12 GB)" in estimate and float(estimate.split("~")[1].split()[0]) <= 12
 
     trainer_user.find(marker="preset-apply").click()
     await trainer_user.should_see(marker="action-undo-preset")

@@ -20,7 +20,8 @@ config, and does every family-specific step of training:
                   pooled projections)
   loss            loss(pred, noised): the scalar loss of the batch
   save            save_weights(accelerator, denoiser, text_encoders, ema, out_dir): a LoRA
-                  file (the pipeline's save_lora_weights, with metadata) or a full folder
+                  file (the pipeline's save_lora_weights, with metadata) or a full folder;
+                  export_lora(modules, folder): the same LoRA file inside each checkpoint
   validation      pipeline(denoiser, text_encoders) and validation_call(cfg, prompt)
 
 The `denoiser` and `text_encoders` passed to predict/encode_prompts/save_weights are the
@@ -42,6 +43,9 @@ from typing import Any, ClassVar
 
 import torch
 
+# Re-exported: families load through it.
+from trainer.families._parts import local_first as local_first
+
 
 class WrongFamilyError(ValueError):
     """The model at a path is not of the configured model_family."""
@@ -60,26 +64,10 @@ class Noised:
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-# Pipeline classes named in model_index.json, and the model_family they are.
-PIPELINE_FAMILIES = {
-    "StableDiffusionPipeline": "sd1x or sd2x",
-    "StableDiffusionXLPipeline": "sdxl",
-    "FluxPipeline": "flux",
-    "StableDiffusion3Pipeline": "sd3",
-}
-# Denoiser classes (unet/ or transformer/ config.json), for folders without model_index.json.
-DENOISER_FAMILIES = {
-    "FluxTransformer2DModel": "flux",
-    "SD3Transformer2DModel": "sd3",
-}
-
-
 def read_model_index(path: str) -> dict[str, Any] | None:
-    """model_index.json of a local folder or of a hub id in the local cache (None: neither)."""
-    folder = Path(path).expanduser()
-    if folder.is_dir():
-        index = folder / "model_index.json"
-        return json.loads(index.read_text()) if index.is_file() else None
+    """model_index.json of a hub id in the local cache (None: not there)."""
+    if Path(path).expanduser().exists():
+        return None
     try:
         from huggingface_hub import try_to_load_from_cache
 
@@ -89,27 +77,16 @@ def read_model_index(path: str) -> dict[str, Any] | None:
     return json.loads(Path(found).read_text()) if isinstance(found, str) else None
 
 
-def found_family(path: str) -> tuple[str | None, str]:
-    """(the family the files at `path` say, what said it) — (None, "") when unknown."""
-    index = read_model_index(path)
-    if index is not None:
-        name = str(index.get("_class_name", ""))
-        return PIPELINE_FAMILIES.get(name), f"its model_index.json names {name}"
+def found_family(path: str) -> tuple[tuple[str, ...], str]:
+    """(the families the files at `path` say, what said so); ((), "") when unknown. Local
+    folders are read as the registry reads them (registry.model_folders)."""
+    from registry.model_folders import folder_family, index_family
+
     folder = Path(path).expanduser()
-    for sub in ("transformer", "unet"):
-        config = folder / sub / "config.json"
-        if config.is_file():
-            name = str(json.loads(config.read_text()).get("_class_name", ""))
-            if name in DENOISER_FAMILIES:
-                return DENOISER_FAMILIES[name], f"its {sub}/config.json names {name}"
-    return None, ""
-
-
-def local_first(load: Any, path: str, kwargs: Mapping[str, Any], **extra: Any) -> Any:
-    """`load(path)` from a local folder, or a hub id from the local cache before the network."""
-    from trainer.models import _local_first
-
-    return _local_first(load, path, dict(kwargs), **extra)
+    if folder.is_dir():
+        return folder_family(folder)
+    index = read_model_index(path)
+    return index_family(index) if index is not None else ((), "")
 
 
 def load_kwargs(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -180,24 +157,25 @@ class Family(ABC):
         self.scheduler = scheduler  # the model's own scheduler (inference and saving)
         # PiSSA only: the adapters' initial tensors per adapted module (see trainer.weights).
         self.initial_adapters: list[dict[str, torch.Tensor]] | None = None
+        # What the run trained on, per dataset folder: set by the loop after the scan, read by
+        # the saved files' metadata.
+        self.dataset_counts: dict[str, dict[str, int]] = {}
 
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
     def resolve_path(cls, cfg: Mapping[str, Any]) -> str:
-        from trainer.models import resolve_model_path
+        from trainer.families._parts import resolve_model_path
 
         return resolve_model_path(cfg)
 
     @classmethod
     def check_folder(cls, cfg: Mapping[str, Any], path: str) -> None:
         """Refuse a model of another family, naming what was found and what to do."""
-        found, said = found_family(path)
-        if found is None or cfg["model_family"] in found.split(" or "):
-            return
-        raise WrongFamilyError(
-            f"model_family is {cfg['model_family']} but {path} is a {found} model ({said}): "
-            f"set model_family to {found.split(' or ')[0]}, or choose a {cfg['model_family']} model"
-        )
+        from registry.model_folders import wrong_family_message
+
+        message = wrong_family_message(cfg["model_family"], path, *found_family(path))
+        if message:
+            raise WrongFamilyError(message)
 
     @classmethod
     @abstractmethod
@@ -373,6 +351,12 @@ class Family(ABC):
     ) -> Path:
         """LoRA: one <run name>.safetensors with the run's metadata (trainer.weights /
         trainer.lora_metadata); full: a diffusers folder. Written beside, renamed into place."""
+
+    def export_lora(self, modules: Sequence[Any], folder: Path) -> Path | None:
+        """A checkpoint's LoRA: the file save_weights would write for the adapters of
+        `modules` (the trained modules, unwrapped, denoiser first), written into `folder`
+        (a checkpoint folder). Returns the file, or None where a family writes none."""
+        return None
 
     @abstractmethod
     def pipeline(self, denoiser: Any, text_encoders: Sequence[Any], scheduler: Any = None) -> Any:

@@ -16,10 +16,11 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from trainer.families._parts import TextEncoderUse
 from trainer.families.base import (
     Family,
     Noised,
@@ -168,6 +169,9 @@ class FlowFamily(Family):
     a T5 that never does, flow-matching noise and loss, LoRA and full saves."""
 
     denoiser_name = "transformer"
+    # Per trainable text encoder (in order): which of its outputs the denoiser is fed, hence
+    # which layers reach the loss (an adapter on any other layer would get no gradient).
+    text_encoder_use: ClassVar[tuple[TextEncoderUse, ...]]
 
     def __init__(self, cfg: Mapping[str, Any], path: str, **parts: Any) -> None:
         super().__init__(cfg, path, **parts)
@@ -193,7 +197,11 @@ class FlowFamily(Family):
         from peft import LoraConfig
         from peft.utils import get_peft_model_state_dict
 
-        from trainer.models import LORA_INIT, TEXT_ENCODER_LORA_TARGETS, _add_text_encoder_adapter
+        from trainer.families._parts import (
+            LORA_INIT,
+            TEXT_ENCODER_LORA_TARGETS,
+            add_text_encoder_adapter,
+        )
 
         cfg = self.cfg
         rank, alpha = cfg["lora_rank"], cfg["lora_alpha"]
@@ -212,11 +220,18 @@ class FlowFamily(Family):
         ratio = te_rank / rank  # the denoiser adapter's scale: alpha/r (or alpha/sqrt(r))
         te_alpha = alpha * (ratio**0.5 if cfg["use_rslora"] else ratio)
         for i in self.trainable_text_encoders():
-            # Every CLIP layer reaches the loss: both families use the final-layer pooled output.
+            # Adapters only on the layers whose output reaches the loss (see text_encoder_use).
+            n = self.text_encoders[i].config.num_hidden_layers
+            layers = self.text_encoder_use[i].layers_reaching_loss(n)
             te_cfg = LoraConfig(
-                r=te_rank, lora_alpha=te_alpha, target_modules=TEXT_ENCODER_LORA_TARGETS, **common
+                r=te_rank,
+                lora_alpha=te_alpha,
+                target_modules=TEXT_ENCODER_LORA_TARGETS,
+                layers_to_transform=None if len(layers) == n else layers,
+                layers_pattern=None if len(layers) == n else "layers",
+                **common,
             )
-            _add_text_encoder_adapter(self.text_encoders[i], te_cfg)
+            add_text_encoder_adapter(self.text_encoders[i], te_cfg)
             adapted.append(self.text_encoders[i])
         if cfg["lora_init"] == "pissa":
             self.initial_adapters = [
@@ -267,8 +282,7 @@ class FlowFamily(Family):
         ema: Any,
         out_dir: Path,
     ) -> Path:
-        from trainer.lora_metadata import lora_metadata
-        from trainer.weights import SAVE_DTYPES, output_file_name, plain_lora
+        from trainer.weights import SAVE_DTYPES, output_file_name
 
         cfg = self.cfg
         dtype = SAVE_DTYPES[cfg["save_precision"]]
@@ -278,27 +292,8 @@ class FlowFamily(Family):
             d = accelerator.unwrap_model(denoiser)
             tes = [accelerator.unwrap_model(t) for t in text_encoders]
             if cfg["model_type"] == "lora":
-                parts = {self.denoiser_name: d}
-                for i in self.trainable_text_encoders():
-                    parts[self.text_encoder_names[i]] = tes[i]
-                initial = self.initial_adapters or [None] * len(parts)
-                kwargs: dict[str, Any] = {}
-                for (name, module), init in zip(parts.items(), initial, strict=True):
-                    # peft key names, as the Flux/SD3 loaders read them (the UNet loaders'
-                    # older names would be mistaken for another layout).
-                    state, meta = plain_lora(module, init)
-                    kwargs[f"{name}_lora_layers"] = {
-                        k: v.to("cpu", dtype).contiguous() for k, v in state.items()
-                    }
-                    kwargs[f"{name}_lora_adapter_metadata"] = meta
-                # diffusers' layout (what FluxPipeline / StableDiffusion3Pipeline and ComfyUI
-                # load), named after the run, with the run's metadata beside diffusers' own.
-                file = tmp / output_file_name(cfg, out_dir)
-                self.pipeline_class.save_lora_weights(
-                    str(tmp), weight_name=file.name, safe_serialization=True, **kwargs
-                )
-                plain = {name: (None, kwargs[f"{name}_lora_adapter_metadata"]) for name in parts}
-                add_file_metadata(file, lora_metadata(cfg, self, plain, "diffusers", file.stem))
+                trained = [d, *(tes[i] for i in self.trainable_text_encoders())]
+                self._write_lora(trained, tmp / output_file_name(cfg, out_dir))
             else:
                 if ema is not None:
                     ema.copy_to(d.parameters())
@@ -316,6 +311,40 @@ class FlowFamily(Family):
 
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def export_lora(self, modules: Sequence[Any], folder: Path) -> Path | None:
+        from trainer.weights import output_file_name
+
+        name = output_file_name(self.cfg, Path(self.cfg["output_dir"]) / "weights")
+        return self._write_lora(list(modules), Path(folder) / name)
+
+    def _write_lora(self, modules: Sequence[Any], file: Path) -> Path:
+        """The LoRA of `modules` (unwrapped; the denoiser, then the trained text encoders in
+        order) as `file`: diffusers' layout (what FluxPipeline / StableDiffusion3Pipeline and
+        ComfyUI load), named after the run, with the run's metadata beside diffusers' own."""
+        from trainer.lora_metadata import lora_metadata
+        from trainer.weights import SAVE_DTYPES, plain_lora
+
+        dtype = SAVE_DTYPES[self.cfg["save_precision"]]
+        names = [self.denoiser_name]
+        names += [self.text_encoder_names[i] for i in self.trainable_text_encoders()]
+        parts = dict(zip(names, modules, strict=True))
+        initial = self.initial_adapters or [None] * len(parts)
+        kwargs: dict[str, Any] = {}
+        for (name, module), init in zip(parts.items(), initial, strict=True):
+            # peft key names, as the Flux/SD3 loaders read them (the UNet loaders' older
+            # names would be mistaken for another layout).
+            state, meta = plain_lora(module, init)
+            kwargs[f"{name}_lora_layers"] = {
+                k: v.to("cpu", dtype).contiguous() for k, v in state.items()
+            }
+            kwargs[f"{name}_lora_adapter_metadata"] = meta
+        self.pipeline_class.save_lora_weights(
+            str(file.parent), weight_name=file.name, safe_serialization=True, **kwargs
+        )
+        plain = {name: (None, kwargs[f"{name}_lora_adapter_metadata"]) for name in parts}
+        add_file_metadata(file, lora_metadata(self.cfg, self, plain, "diffusers", file.stem))
+        return file
 
     def pipeline(
         self,

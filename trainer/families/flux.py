@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from trainer.families._parts import TextEncoderUse
 from trainer.families.base import Noised, load_kwargs, local_first
 from trainer.families.flow import FlowFamily
 
@@ -26,6 +27,8 @@ class Flux(FlowFamily):
     pipeline_class_name = "FluxPipeline"
     text_encoder_names = ("text_encoder", "text_encoder_2")
     trainable_text_encoder_names = ("text_encoder",)
+    # CLIP gives only its pooled output (after the final layer): every layer reaches the loss.
+    text_encoder_use = (TextEncoderUse(pooled=True),)
 
     @classmethod
     def load(cls, cfg: Mapping[str, Any], path: str) -> Flux:

@@ -1,18 +1,30 @@
 """Stable Diffusion 1.x / 2.x (and, in subclasses, the demo model and SDXL): a UNet with DDPM
 noise, epsilon or v-prediction targets, min-SNR weighting.
 
-Loading, LoRA, prompt encoding and saving are trainer.models / trainer.weights /
-trainer.losses, called here rather than copied, so one fix there serves every SD family.
+The SD pieces SDXL shares live here too: `Models` (the loaded parts, what trainer.weights,
+trainer.single_file and trainer.lora_metadata take), `load_models` (a diffusers folder, a
+cached hub id, or a single file through trainer.single_file), `add_lora`, `tokenize` and
+`encode_tokens`. Saving is trainer.weights and the loss trainer.losses, called here rather
+than copied, so one fix there serves every SD family.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
+from trainer.families._parts import (
+    LORA_INIT,
+    TEXT_ENCODER_LORA_TARGETS,
+    TextEncoderUse,
+    add_text_encoder_adapter,
+    from_pretrained,
+    local_first,
+)
 from trainer.families.base import Family, Noised
 
 VALIDATION_SCHEDULERS = {
@@ -23,14 +35,226 @@ VALIDATION_SCHEDULERS = {
 }
 
 
+def text_encoder_use(family: str) -> tuple[TextEncoderUse, ...]:
+    """Per text encoder of model_family `family`, which of its outputs reach the UNet."""
+    from trainer.families import family_for
+
+    return family_for(family).text_encoder_use
+
+
+@dataclass
+class Models:
+    family: str
+    path: str
+    unet: Any
+    vae: Any
+    noise_scheduler: Any
+    tokenizers: list[Any]
+    text_encoders: list[Any]
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+    # The base model's own scheduler (class and config of its scheduler/ folder): what a
+    # saved full model carries; training uses noise_scheduler (DDPM over the same config).
+    inference_scheduler: Any = None
+    # PiSSA only: the adapters' initial tensors (unet, then text encoders), needed to turn
+    # the trained adapters into plain LoRAs for the original base weights (weights.py).
+    initial_adapters: list[dict[str, torch.Tensor]] | None = None
+    # What the run trained on, per dataset folder (the saved files' metadata reads it).
+    dataset_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def is_sdxl(self) -> bool:
+        return self.family == "sdxl"
+
+    @property
+    def pipeline_class(self) -> Any:
+        from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+        return StableDiffusionXLPipeline if self.is_sdxl else StableDiffusionPipeline
+
+    def pipeline(self, unet: Any, text_encoders: Sequence[Any], scheduler: Any) -> Any:
+        """A diffusers pipeline over these parts (for validation images and full-model saves)."""
+        parts: dict[str, Any] = {
+            "vae": self.vae,
+            "unet": unet,
+            "scheduler": scheduler,
+            "tokenizer": self.tokenizers[0],
+            "text_encoder": text_encoders[0],
+        }
+        if self.is_sdxl:
+            parts |= {"tokenizer_2": self.tokenizers[1], "text_encoder_2": text_encoders[1]}
+        else:
+            parts |= {
+                "safety_checker": None,
+                "feature_extractor": None,
+                "requires_safety_checker": False,
+            }
+        return self.pipeline_class(**parts)
+
+
+def schedulers(path: str, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """(DDPM scheduler for training, the base model's own scheduler) from one config."""
+    import diffusers
+
+    config = local_first(diffusers.DDPMScheduler.load_config, path, kwargs, subfolder="scheduler")
+    own = getattr(diffusers, str(config.get("_class_name", "")), None)
+    if not (isinstance(own, type) and issubclass(own, diffusers.SchedulerMixin)):
+        own = diffusers.DDPMScheduler  # not a diffusers scheduler: keep the training one
+    return diffusers.DDPMScheduler.from_config(config), own.from_config(config)
+
+
+def load_models(cfg: Mapping[str, Any], model_path: str) -> Models:
+    """SD 1.x / 2.x / SDXL (or the demo model) from a diffusers folder, a cached hub id, or a
+    single-file checkpoint."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    family = cfg["model_family"]
+    if family != "demo" and Path(model_path).expanduser().is_file():
+        from trainer.single_file import load_models_from_file
+
+        return load_models_from_file(cfg, model_path)
+    kw: dict[str, Any] = {}
+    if family != "demo":
+        if cfg["revision"]:
+            kw["revision"] = cfg["revision"]
+        if cfg["variant"]:
+            kw["variant"] = cfg["variant"]
+    tok_kw = {k: v for k, v in kw.items() if k == "revision"}
+    noise_scheduler, inference_scheduler = schedulers(model_path, tok_kw)
+    tokenizers = [from_pretrained(CLIPTokenizer, model_path, tok_kw, subfolder="tokenizer")]
+    text_encoders = [from_pretrained(CLIPTextModel, model_path, kw, subfolder="text_encoder")]
+    if family == "sdxl":
+        tokenizers.append(
+            from_pretrained(CLIPTokenizer, model_path, tok_kw, subfolder="tokenizer_2")
+        )
+        text_encoders.append(
+            from_pretrained(CLIPTextModelWithProjection, model_path, kw, subfolder="text_encoder_2")
+        )
+    vae_path = "" if family == "demo" else cfg["pretrained_vae_model_name_or_path"]
+    if vae_path and Path(vae_path).expanduser().is_file():
+        from trainer.single_file import load_vae
+
+        vae = load_vae(cfg, None, model_path, {}, family)
+    elif vae_path:
+        vae = from_pretrained(AutoencoderKL, vae_path, tok_kw)
+    else:
+        vae = from_pretrained(AutoencoderKL, model_path, kw, subfolder="vae")
+    unet = from_pretrained(UNet2DConditionModel, model_path, kw, subfolder="unet")
+    models = Models(family, model_path, unet, vae, noise_scheduler, tokenizers, text_encoders, kw)
+    models.inference_scheduler = inference_scheduler
+    return models
+
+
+def add_lora(models: Models, cfg: Mapping[str, Any]) -> None:
+    """peft adapters on the UNet and, if asked, on the text encoder(s). With PiSSA the
+    adapters' initial tensors are kept in models.initial_adapters (the base weights change)."""
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    rank, alpha = cfg["lora_rank"], cfg["lora_alpha"]
+    if cfg["lora_init"] == "pissa":
+        _check_pissa_targets(models.unet, cfg["lora_target_modules"])
+    common = {
+        "init_lora_weights": LORA_INIT[cfg["lora_init"]],
+        "lora_dropout": cfg["lora_dropout"],
+        "use_rslora": cfg["use_rslora"],
+        "use_dora": cfg["use_dora"],
+    }
+    models.unet.add_adapter(
+        LoraConfig(
+            r=rank, lora_alpha=alpha, target_modules=list(cfg["lora_target_modules"]), **common
+        )
+    )
+    adapted = [models.unet]
+    if cfg["train_text_encoder"]:
+        te_rank = cfg["text_encoder_lora_rank"]
+        # The same scale as the UNet adapter: alpha/r, or alpha/sqrt(r) with rsLoRA.
+        ratio = te_rank / rank
+        te_alpha = alpha * (ratio**0.5 if cfg["use_rslora"] else ratio)
+        uses = text_encoder_use(models.family)
+        for te, use in zip(models.text_encoders, uses, strict=True):
+            n = te.config.num_hidden_layers
+            layers = use.layers_reaching_loss(n)
+            te_cfg = LoraConfig(
+                r=te_rank,
+                lora_alpha=te_alpha,
+                target_modules=TEXT_ENCODER_LORA_TARGETS,
+                layers_to_transform=None if len(layers) == n else layers,
+                layers_pattern=None if len(layers) == n else "layers",
+                **common,
+            )
+            add_text_encoder_adapter(te, te_cfg)
+            adapted.append(te)
+    if cfg["lora_init"] == "pissa":
+        models.initial_adapters = [
+            {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(m).items()}
+            for m in adapted
+        ]
+    if cfg.get("init_lora"):  # continue an existing LoRA file (either layout)
+        from trainer.lora_formats import load_init_lora
+
+        parts = dict(zip(["unet", "text_encoder", "text_encoder_2"], adapted, strict=False))
+        load_init_lora(cfg["init_lora"], models.pipeline_class, parts, models.is_sdxl)
+
+
+def _check_pissa_targets(unet: Any, targets: Sequence[str]) -> None:
+    """peft's PiSSA init decomposes linear weights only (a convolution fails deep inside peft);
+    which targets are convolutions depends on the model (SD 1.x's proj_in/proj_out are)."""
+    conv = sorted(
+        {
+            t
+            for name, module in unet.named_modules()
+            for t in targets
+            if (name == t or name.endswith(f".{t}")) and not isinstance(module, torch.nn.Linear)
+        }
+    )
+    if conv:
+        raise ValueError(
+            f"lora_init=pissa works on linear layers only, and lora_target_modules {conv} "
+            "are convolutions in this model: remove them or choose another lora_init"
+        )
+
+
+def tokenize(models: Models, captions: Sequence[str]) -> list[torch.Tensor]:
+    return [
+        tok(
+            list(captions),
+            padding="max_length",
+            max_length=tok.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
+        for tok in models.tokenizers
+    ]
+
+
+def encode_tokens(
+    text_encoders: Sequence[Any], ids: Sequence[torch.Tensor], sdxl: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(prompt embeds, pooled embeds or None), taken as the family's text_encoder_use says:
+    SDXL concatenates the penultimate hidden states of both encoders and uses the projected
+    pooled output of the second (as the SDXL pipeline does)."""
+    uses = text_encoder_use("sdxl" if sdxl else "sd1x")
+    hidden, pooled = [], None
+    for te, t, use in zip(text_encoders, ids, uses, strict=True):
+        out = te(t.to(next(te.parameters()).device), output_hidden_states=use.skip_last > 0)
+        hidden.append(out.hidden_states[-1 - use.skip_last] if use.skip_last else out[0])
+        if use.pooled:
+            pooled = out[0]  # CLIPTextModelWithProjection: the projected pooled output
+    return torch.cat(hidden, dim=-1), pooled
+
+
 class SD(Family):
     names: ClassVar[tuple[str, ...]] = ("sd1x", "sd2x")
     pipeline_class_name = "StableDiffusionPipeline"
     denoiser_name = "unet"
     text_encoder_names: ClassVar[tuple[str, ...]] = ("text_encoder",)
     trainable_text_encoder_names: ClassVar[tuple[str, ...]] = ("text_encoder",)
+    # Per text encoder, which outputs reach the UNet: the final hidden state.
+    text_encoder_use: ClassVar[tuple[TextEncoderUse, ...]] = (TextEncoderUse(),)
 
-    def __init__(self, cfg: Mapping[str, Any], path: str, models: Any) -> None:
+    def __init__(self, cfg: Mapping[str, Any], path: str, models: Models) -> None:
+        self.models = models  # what the module functions and trainer.weights take
         super().__init__(
             cfg,
             path,
@@ -40,17 +264,23 @@ class SD(Family):
             tokenizers=models.tokenizers,
             scheduler=models.inference_scheduler or models.noise_scheduler,
         )
-        self.models = models  # trainer.models.Models: what the delegated functions take
         self.noise_scheduler = models.noise_scheduler  # DDPM over the model's config
         if cfg["prediction_type"] != "auto":
             self.noise_scheduler.register_to_config(prediction_type=cfg["prediction_type"])
 
     @classmethod
     def load(cls, cfg: Mapping[str, Any], path: str) -> SD:
-        from trainer.models import load_models
-
         cls.check_folder(cfg, path)
         return cls(cfg, path, load_models(cfg, path))
+
+    @property
+    def dataset_counts(self) -> dict[str, dict[str, int]]:
+        return self.models.dataset_counts
+
+    @dataset_counts.setter
+    def dataset_counts(self, counts: dict[str, dict[str, int]]) -> None:
+        # Kept on Models: the saved files' metadata is written from it (trainer.weights).
+        self.models.dataset_counts = counts
 
     @property
     def prediction_type(self) -> str:
@@ -62,16 +292,12 @@ class SD(Family):
 
     # ---- LoRA and prompts ------------------------------------------------------------------
     def add_lora(self) -> None:
-        from trainer.models import add_lora
-
         add_lora(self.models, self.cfg)
         self.initial_adapters = self.models.initial_adapters
 
     def encode_prompts(
         self, text_encoders: Sequence[Any], captions: Sequence[str]
     ) -> dict[str, torch.Tensor]:
-        from trainer.models import encode_tokens, tokenize
-
         embeds, pooled = encode_tokens(
             text_encoders, tokenize(self.models, captions), self.models.is_sdxl
         )
@@ -157,6 +383,11 @@ class SD(Family):
         return save_final_weights(
             self.cfg, self.models, accelerator, denoiser, list(text_encoders), ema, Path(out_dir)
         )
+
+    def export_lora(self, modules: Sequence[Any], folder: Path) -> Path | None:
+        from trainer.weights import export_checkpoint_lora
+
+        return export_checkpoint_lora(self.cfg, self.models, list(modules), Path(folder))
 
     def pipeline(self, denoiser: Any, text_encoders: Sequence[Any], scheduler: Any = None) -> Any:
         return self.models.pipeline(denoiser, list(text_encoders), scheduler or self.scheduler)

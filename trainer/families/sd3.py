@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from trainer.families._parts import TextEncoderUse
 from trainer.families.base import Noised, load_kwargs, local_first
 from trainer.families.flow import FlowFamily
 
@@ -26,6 +27,9 @@ class SD3(FlowFamily):
     pipeline_class_name = "StableDiffusion3Pipeline"
     text_encoder_names = ("text_encoder", "text_encoder_2", "text_encoder_3")
     trainable_text_encoder_names = ("text_encoder", "text_encoder_2")
+    # Both CLIPs: the penultimate hidden state and the projected pooled output (after the
+    # final layer), so every layer reaches the loss.
+    text_encoder_use = (TextEncoderUse(skip_last=1, pooled=True),) * 2
 
     @classmethod
     def load(cls, cfg: Mapping[str, Any], path: str) -> SD3:
@@ -87,7 +91,9 @@ class SD3(FlowFamily):
         """{"prompt_embeds": [CLIP-L | CLIP-G padded ; T5] , "pooled_prompt_embeds": both pooled}."""
         captions = list(captions)
         hidden, pooled = [], []
-        for te, tok in zip(text_encoders[:2], self.tokenizers[:2], strict=True):
+        for te, tok, use in zip(
+            text_encoders[:2], self.tokenizers[:2], self.text_encoder_use, strict=True
+        ):
             ids = tok(
                 captions,
                 padding="max_length",
@@ -97,7 +103,7 @@ class SD3(FlowFamily):
             ).input_ids
             out = te(ids.to(_device(te)), output_hidden_states=True)
             pooled.append(out[0])  # text_embeds: the projected pooled output
-            hidden.append(out.hidden_states[-2])
+            hidden.append(out.hidden_states[-1 - use.skip_last])
         clip = torch.cat(hidden, dim=-1)
         width = self.denoiser.config.joint_attention_dim
         if len(text_encoders) > 2:
