@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.atomic import atomic_write_text
+from registry.user_paths import user_path
 from registry.validation import validate_config
 
 
@@ -107,7 +108,7 @@ def parse_config_text(text: str, fmt: str = "toml") -> dict[str, Any]:
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The explicit values stored in a .toml or .json file, after checking them."""
-    target = Path(path).expanduser()
+    target = user_path(path)
     try:
         data = target.read_bytes()
     except FileNotFoundError as exc:
@@ -128,7 +129,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def save_config_file(path: str | os.PathLike[str], cfg: Mapping[str, Any]) -> None:
     """Write `cfg` (TOML, or JSON for a .json path) atomically: a temp file, then a rename."""
-    target = Path(path).expanduser()
+    target = user_path(path)
     text = dumps_json(cfg) if _format(target) == "json" else dumps_toml(cfg)
     atomic_write_text(target, text)
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from registry.user_paths import user_path
+
 # Files the base-model picker offers, and those refused unless allow_pickle_checkpoints.
 MODEL_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
@@ -102,7 +104,7 @@ class ModelFileFacts:
 def read_header(path: str | Path) -> tuple[dict[str, Any], dict[str, str], int]:
     """(tensor entries, __metadata__, file size) of a safetensors file; ModelFileError if the
     file is not one or is cut short (the header names more data than the file holds)."""
-    p = Path(path).expanduser()
+    p = user_path(path)
     try:
         size = p.stat().st_size
         with p.open("rb") as f:
@@ -148,7 +150,7 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], dict[str, str], int]:
 def inspect_model_file(path: str | Path, *, allow_pickle: bool = False) -> ModelFileFacts:
     """The facts of one model file, from its header only. Pickle files (.ckpt, ...) are
     refused unless `allow_pickle` (their contents cannot be read without running them)."""
-    p = Path(path).expanduser()
+    p = user_path(path)
     if p.suffix.lower() in PICKLE_SUFFIXES:
         if not allow_pickle:
             raise ModelFileError(pickle_refusal(str(p)))

@@ -33,6 +33,7 @@ from registry.model_files import (
     read_header,
 )
 from registry.model_folders import folder_family, wrong_family_message
+from registry.user_paths import user_path
 
 Severity = Literal["error", "warning"]
 # "value": the value itself is unusable (unknown key, type, range, choice): a file with one
@@ -382,7 +383,7 @@ def _model_path_errors(values: Mapping[str, Any], errors: list[Issue]) -> None:
     allow_pickle = bool(values.get("allow_pickle_checkpoints"))
     base = values["pretrained_model_name_or_path"].strip()
     if base:
-        path = Path(base).expanduser()
+        path = user_path(base)
         if path.is_file() or path.suffix.lower() in MODEL_FILE_SUFFIXES:
             problem = _single_file_problem(path, family, allow_pickle, "base")
             if problem:
@@ -401,7 +402,7 @@ def _model_path_errors(values: Mapping[str, Any], errors: list[Issue]) -> None:
             )
     vae = values["pretrained_vae_model_name_or_path"].strip()
     if vae:
-        path = Path(vae).expanduser()
+        path = user_path(vae)
         if path.is_file() or path.suffix.lower() in MODEL_FILE_SUFFIXES:
             problem = _single_file_problem(path, family, allow_pickle, "vae")
             if problem:
@@ -472,7 +473,7 @@ def _init_lora_errors(values: Mapping[str, Any], errors: list[Issue]) -> None:
             )
         )
         return
-    path = Path(raw).expanduser()
+    path = user_path(raw)
     if not path.is_file():
         errors.append(_combination("init_lora", f"no file {raw!r}: choose a LoRA .safetensors"))
         return
