@@ -1,7 +1,7 @@
 """The event sink: every event goes to RUN_DIR/events.jsonl and, when a callback URL is set,
 to the server in batches from a background thread.
 
-Guarantees (design.md "Events"): seq starts at 1 with no gaps; emitting never blocks on the
+Guarantees: seq starts at 1 with no gaps; emitting never blocks on the
 network and never raises into the training loop; the in-memory send buffer is bounded (when
 the receiver is down for long, the oldest unsent events are dropped from the buffer only:
 they stay in events.jsonl, from which the server fills gaps). A batch the server refuses
@@ -109,7 +109,7 @@ class EventSink:
             self._wake.set()  # state changes go out promptly
         return event
 
-    # Convenience wrappers for the event types of design.md.
+    # Convenience wrappers for the event types (app/services/events.py has their models).
     def lifecycle(self, state: str, message: str = "") -> None:
         self.emit("lifecycle", {"state": state, "message": message})
 

@@ -1,4 +1,4 @@
-"""The event schema of design.md ("Events") as pydantic models, and readers for events.jsonl.
+"""The event schema the trainer writes (trainer/events.py) as pydantic models, and readers for events.jsonl.
 
 Every event: {"v": 1, "run_id", "seq" (per run, from 1), "ts", "type", "data"}; `data` is
 checked against the keys its type promises, so a malformed event is refused with a message

@@ -1,4 +1,4 @@
-"""Registry fields turned into plain, render-ready descriptions (the seed's FieldService).
+"""Registry fields turned into plain, render-ready descriptions.
 
 Nothing here knows NiceGUI: the page, a test or a CLI wizard read the same `FieldView`.
 """

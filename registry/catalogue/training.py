@@ -121,7 +121,7 @@ FIELDS: tuple[ConfigField, ...] = (
         label="Cache latents",
         help="Before step 1, encode with the VAE every image variant the run will train on "
         "and keep the latent distributions on disk (output_dir/cache/latents): each image's "
-        "crop and, with random_flip, each flip the seeded order will use (random crops: up to "
+        "crop and, with random_flip, each flip that the shuffled order will use (random crops: up to "
         "one variant per image per epoch). Training then reads the cache instead of decoding "
         "and resizing images, and the VAE waits in CPU memory (validation images borrow it "
         "back). Latents are still sampled from the cached distribution every step, so a "
