@@ -17,10 +17,12 @@ from app.security import (
     FrameGuardMiddleware,
     _internal_error,
 )
+from app.services.container import Services
 
 
-def callbacks_only_app() -> FastAPI:
+def callbacks_only_app(services: Services) -> FastAPI:
     app = FastAPI(title="tunerdeck callbacks", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.services = services
     app.include_router(callbacks_router)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(BodyLimitMiddleware)
@@ -36,10 +38,10 @@ class _SecondServer(uvicorn.Server):
         return contextlib.nullcontext()
 
 
-def start_callback_listener(host: str, port: int) -> uvicorn.Server:
+def start_callback_listener(host: str, port: int, services: Services) -> uvicorn.Server:
     """Serve the callbacks-only app on the running loop (the main server's); set
     `should_exit` on the returned server to stop it."""
-    config = uvicorn.Config(callbacks_only_app(), host=host, port=port, log_level="warning")
+    config = uvicorn.Config(callbacks_only_app(services), host=host, port=port, log_level="warning")
     server = _SecondServer(config)
     task = asyncio.get_running_loop().create_task(server.serve())
     server.task = task  # type: ignore[attr-defined]  # keep a reference: tasks are weakly held

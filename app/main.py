@@ -1,54 +1,22 @@
 """`python -m app`: parse the arguments, build the services, start the server, print the URL.
 
-`build_parser()` and `build_app()` are separate so the server-modes part can extend them.
+`build_app()` wires the NiceGUI app (unified and webui modes) and returns the keyword
+arguments for `ui.run`; trainer mode is app.trainer_server.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from state.atomic import atomic_write_text
-from state.paths import data_dir
+from app.server_args import build_parser, callback_url, storage_secret, trainer_token, url_for
+from app.services.container import Services
+from tunerdeck_common.paths import data_dir
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m app", description="tunerdeck web UI and trainer server"
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
-    parser.add_argument("--mode", choices=("unified", "trainer", "webui"), default="unified")
-    parser.add_argument("--token", default=None, help="API token (required off loopback)")
-    parser.add_argument(
-        "--trainer-url", default=None, help="trainer-mode server to drive (webui mode)"
-    )
-    parser.add_argument("--callback-port", type=int, default=None)
-    parser.add_argument("--callback-host", default=None)
-    parser.add_argument(
-        "--storage-secret",
-        default=None,
-        help="secret that signs browser sessions (default: one generated once and kept in the data dir)",
-    )
-    return parser
-
-
-def storage_secret(explicit: str | None) -> str:
-    """The session-signing secret; a stable one keeps drafts across server restarts."""
-    if explicit:
-        return explicit
-    path = data_dir() / "webui-secret"
-    if path.is_file():
-        text = path.read_text(encoding="utf-8").strip()
-        if text:
-            return text
-    secret = secrets.token_urlsafe(32)
-    atomic_write_text(path, secret + "\n")
-    os.chmod(path, 0o600)
-    return secret
+__all__ = ["build_app", "build_parser", "main"]
 
 
 def use_storage_dir() -> None:
@@ -62,17 +30,24 @@ def use_storage_dir() -> None:
     app.storage = Storage()
 
 
-def build_app(args: argparse.Namespace) -> dict[str, object]:
+def build_app(args: argparse.Namespace) -> dict[str, Any]:
     """Wire services, pages and routers; returns the keyword arguments for ui.run."""
     from app.server import configure
     from app.services.container import build_services
 
     use_storage_dir()
-    trainer_url = args.trainer_url if args.mode == "webui" else None
-    trainer_token = args.token or os.environ.get("TUNERDECK_TOKEN")
-    configure(build_services(trainer_url=trainer_url, trainer_token=trainer_token))
+    webui = args.mode == "webui"
+    services = build_services(
+        trainer_url=args.trainer_url if webui else None,
+        trainer_token=trainer_token(args) if webui else None,
+        # Trainers started here report through the callbacks port when there is one.
+        callback_url=callback_url(_callback_host(args), args.callback_port)
+        if args.callback_port
+        else None,
+    )
+    configure(services)
     secret = storage_secret(args.storage_secret)
-    install_access(args, secret)
+    install_access(args, secret, services)
     return {
         "host": args.host,
         "port": args.port,
@@ -85,12 +60,12 @@ def build_app(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def install_access(args: argparse.Namespace, secret: str) -> None:
+def install_access(args: argparse.Namespace, secret: str, services: Services) -> None:
     """Token off loopback (printed), size limits, no tracebacks; the optional callbacks port."""
     from nicegui import app
 
-    from app.security import AccessPolicy, install_security, is_loopback, server_token
-    from app.services.container import get_services
+    from app.access import AccessPolicy, is_loopback, server_token
+    from app.security import install_security
 
     token = server_token(args.host, args.token)
     install_security(app, AccessPolicy(token, secret), loopback_bind=is_loopback(args.host))
@@ -98,20 +73,22 @@ def install_access(args: argparse.Namespace, secret: str) -> None:
         app.on_startup(lambda: print(f"token: {token}", flush=True))
     if args.callback_port:
         from app.callback_listener import start_callback_listener
-        from app.trainer_server import callback_url
 
-        host = args.callback_host or args.host
-        listener: list[object] = []
-        app.on_startup(lambda: listener.append(start_callback_listener(host, args.callback_port)))
-        app.on_shutdown(lambda: [setattr(s, "should_exit", True) for s in listener])
-        # Trainers started here report through the callbacks port.
-        get_services().run_service.callback_url = callback_url(host, args.callback_port)
+        host = _callback_host(args)
+        listener: list[Any] = []
+
+        def stop_listener() -> None:
+            for server in listener:
+                server.should_exit = True
+
+        app.on_startup(
+            lambda: listener.append(start_callback_listener(host, args.callback_port, services))
+        )
+        app.on_shutdown(stop_listener)
 
 
-def url_for(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    shown = f"[{shown}]" if ":" in shown else shown
-    return f"http://{shown}:{port}/"
+def _callback_host(args: argparse.Namespace) -> str:
+    return str(args.callback_host or args.host)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,29 +1,33 @@
 """Assembles the web app: the services, every page and every router on NiceGUI's FastAPI app.
 
 `configure(services)` is what `python -m app`, the tests and the bench all call, so they
-exercise the same wiring.
+exercise the same wiring. The routes find the services on `app.state.services`.
 """
 
 from __future__ import annotations
 
-import importlib
-
 from nicegui import app as nicegui_app
 
-from app.pages import PAGE_MODULES
 from app.routes import install_routes
 from app.services.container import Services, set_services
 
 
 def register_pages() -> None:
-    for name in PAGE_MODULES:
-        importlib.import_module(f"app.pages.{name}").register()
+    """Every page declares its routes with @ui.page in its `register()`."""
+    # Imported here, on each call: NiceGUI's test harness drops page modules between tests.
+    from app.pages import monitor_page, runs_page, trainer_page
+
+    for page in (trainer_page, monitor_page, runs_page):
+        page.register()
 
 
 def configure(services: Services, *, pages: bool = True) -> None:
     """Make `services` current and add the routers (and, unless told not to, the pages)."""
     set_services(services)
+    nicegui_app.state.services = services
     install_routes(nicegui_app)
+    if services.run_service is not None:
+        services.run_service.install(nicegui_app)  # started and shut down with the app
     if services.run_service is not None and services.event_bus is not None:
         from app.services.stall import StallWatch
 

@@ -36,10 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from app.routes import sse  # noqa: E402
-from app.services.container import set_services  # noqa: E402
 from app.services.event_bus import EventBus  # noqa: E402
-from app.services.events import Event, event_line, read_events  # noqa: E402
 from app.services.run_service import RunError, RunInfo  # noqa: E402
+from tunerdeck_common.events import Event, event_line, read_events  # noqa: E402
 
 RUN = "bench-run"
 
@@ -135,8 +134,8 @@ def main() -> None:
         run_service = runs
         event_bus = bus
 
-    set_services(_Services())  # type: ignore[arg-type]
     app = FastAPI()
+    app.state.services = _Services()
     app.include_router(sse.router)
     url_path = f"/api/runs/{RUN}/stream"
 

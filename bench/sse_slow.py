@@ -31,9 +31,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from sse import RUN, FileRuns, ServerThread  # noqa: E402
 
 from app.routes import sse  # noqa: E402
-from app.services.container import set_services  # noqa: E402
 from app.services.event_bus import EventBus  # noqa: E402
-from app.services.events import Event  # noqa: E402
+from tunerdeck_common.events import Event  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -65,8 +64,8 @@ def main() -> None:
         run_service = runs
         event_bus = bus
 
-    set_services(_Services())  # type: ignore[arg-type]
     app = FastAPI()
+    app.state.services = _Services()
     app.include_router(sse.router)
     server = ServerThread(app)
     with server:

@@ -277,9 +277,9 @@ def main() -> None:
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
 
-    from trainer.demo_dataset import ensure_demo_dataset
     from trainer.demo_model import ensure_demo_model
     from trainer.tiny import write_tiny
+    from tunerdeck_common.demo_dataset import ensure_demo_dataset
 
     dlog.set_verbosity_error()
     tlog.set_verbosity_error()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from registry.catalogue import FIELDS, TABS, fields_for_tab
@@ -94,7 +94,7 @@ def _add(group: argparse._ArgumentGroup, f: ConfigField) -> None:
             kwargs.update(metavar="PATH")
         case _:
             kwargs.update(metavar="TEXT")
-    group.add_argument(f.flag, **kwargs)
+    group.add_argument(f.flag, *(f"--{a}" for a in f.aliases), **kwargs)
 
 
 def build_parser(prog: str = "python -m trainer") -> argparse.ArgumentParser:
@@ -128,50 +128,17 @@ def explicit_values(namespace: argparse.Namespace) -> dict[str, Any]:
     return {name: value for name, value in vars(namespace).items() if name in FIELDS}
 
 
-def accelerate_launch_args(cfg: Mapping[str, Any]) -> list[str]:
-    """`accelerate launch` options for the accelerate fields set in `cfg`."""
-    args: list[str] = []
-    for name, f in FIELDS.items():  # catalogue order, whatever order cfg has
-        flag = f.extra.get("accelerate")
-        if not flag or name not in cfg:
-            continue
-        value = cfg[name]
-        if f.extra.get("accelerate_form") == "switch":
-            if value is True:
-                args.append(flag)
-        else:
-            args.extend([flag, format_value(f, value)])
-    return args
-
-
-def _accelerate_from_dict(accelerate_args: Mapping[str, Any]) -> list[str]:
-    args: list[str] = []
-    for key, value in accelerate_args.items():
-        flag = key if key.startswith("--") else f"--{key}"
-        if value is True:
-            args.append(flag)
-        elif value is False or value is None:
-            continue
-        else:
-            args.extend([flag, str(value)])
-    return args
-
-
 def command_line(
     cfg: Mapping[str, Any],
     launcher: Literal["python", "accelerate"] = "python",
-    accelerate_args: Mapping[str, Any] | None = None,
+    launch_flags: Sequence[str] = (),
     config_path: str = "config.toml",
 ) -> str:
     """A shell command that runs `cfg`. Datasets cannot be flags, so when `cfg` has any the
-    command reads them from `--config config_path` (save the config there first)."""
+    command reads them from `--config config_path` (save the config there first). For
+    `accelerate`, `launch_flags` are the launcher's flags (registry.launch.launch_args)."""
     if launcher == "accelerate":
-        extra = (
-            _accelerate_from_dict(accelerate_args)
-            if accelerate_args is not None
-            else accelerate_launch_args(cfg)
-        )
-        words = ["accelerate", "launch", *extra, "-m", "trainer"]
+        words = ["accelerate", "launch", *launch_flags, "-m", "trainer"]
     elif launcher == "python":
         words = ["python", "-m", "trainer"]
     else:
@@ -185,7 +152,6 @@ def command_line(
 
 
 __all__ = [
-    "accelerate_launch_args",
     "build_parser",
     "command_line",
     "explicit_values",

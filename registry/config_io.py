@@ -15,7 +15,7 @@ from typing import Any
 
 from registry.atomic import atomic_write_text
 from registry.user_paths import user_path
-from registry.validation import validate_config
+from registry.validation import canonical_keys, validate_config
 
 
 class ConfigFileError(Exception):
@@ -103,11 +103,27 @@ def parse_config_text(text: str, fmt: str = "toml") -> dict[str, Any]:
     bad = [str(issue) for issue in validate_config(raw).errors if issue.kind == "value"]
     if bad:
         raise ConfigFileError(bad)
+    # Older names (aliases) are read under today's, so the form and a re-save use those.
+    return canonical_keys(raw)
+
+
+# Paths a config file names beside itself (a prompt library is kept with its config).
+BESIDE_CONFIG = ("user_prompt_library",)
+
+
+def _beside(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Relative BESIDE_CONFIG paths made absolute against the config file's folder, so the
+    run (which reads a copy of the config elsewhere) finds the same file."""
+    for key in BESIDE_CONFIG:
+        value = raw.get(key)
+        if isinstance(value, str) and value.strip() and not user_path(value).is_absolute():
+            raw[key] = str(folder.absolute() / user_path(value))
     return raw
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The explicit values stored in a .toml or .json file, after checking them."""
+    """The explicit values stored in a .toml or .json file, after checking them (a relative
+    prompt library path comes back resolved against the file's folder)."""
     target = user_path(path)
     try:
         data = target.read_bytes()
@@ -122,7 +138,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigFileError([f"not UTF-8 text (byte {exc.start})"], target) from exc
     try:
-        return parse_config_text(text, _format(target))
+        return _beside(parse_config_text(text, _format(target)), target.parent)
     except ConfigFileError as exc:
         raise ConfigFileError(exc.errors, target) from exc
 

@@ -89,7 +89,20 @@ CONTEXT_BYTES = 0.5 * GB  # CUDA context and cuDNN/cuBLAS workspaces
 # model code, autograd and oneDNN buffers, data loading): 251-303 MB over four runs of
 # bench/estimate.py on tiny models (the same within a run, different between runs).
 CPU_RUNTIME_BYTES = 265 * 1024**2
-OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2, "adafactor": 4, "prodigy": 16, "lion": 4, "sgd": 0}
+# Optimizer state per trained parameter: two fp32 moments for AdamW and schedule-free AdamW
+# (z, exp_avg_sq); one 8-bit moment for Lion 8-bit; CAME one fp32 moment plus factored
+# (row + column) statistics, which are negligible.
+OPTIMIZER_BYTES = {
+    "adamw": 8,
+    "adamw8bit": 2,
+    "adafactor": 4,
+    "prodigy": 16,
+    "lion": 4,
+    "lion8bit": 1,
+    "adamw_schedulefree": 8,
+    "came": 4,
+    "sgd": 0,
+}
 PRECISION_BYTES = {"no": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0}
 QUANT_BYTES = {"int8": 1.0, "fp8": 1.0, "nf4": 0.5625}  # nf4: 4 bits + block scales
 MFU = 0.35  # achieved share of peak FLOPs in diffusion training
@@ -166,7 +179,11 @@ def trained_parameters(cfg: Mapping[str, Any], params: Mapping[str, float] | Non
             return float(params["denoiser"])
         return PUBLISHED_PARAMS.get(family, PUBLISHED_PARAMS["sd1x"])["denoiser"]
     per_rank = (params or {}).get("lora_per_rank") or LORA_PER_RANK.get(family, 0)
-    return float(cfg["lora_rank"]) * float(per_rank)
+    lora = float(cfg["lora_rank"]) * float(per_rank)
+    # LyCORIS LoHa trains two rank-r pairs per layer; a LoKr is smaller than the LoRA count.
+    if cfg.get("lora_type") == "lycoris" and cfg.get("lycoris_algo") == "loha":
+        return 2 * lora
+    return lora
 
 
 # Key prefixes of single-file checkpoints (the original Stable Diffusion / Flux layouts).
@@ -286,6 +303,10 @@ def planned_checkpoints(values: Mapping[str, Any]) -> int:
     limit) plus the one written at the end."""
     steps, every = int(values["max_train_steps"]), int(values["checkpointing_steps"])
     periodic = steps // every if every > 0 and steps > 0 else 0
+    per_epochs = int(values.get("checkpoint_epoch_interval") or 0)
+    if per_epochs > 0 and steps <= 0:  # a run set in epochs: its epoch-end ones too (a run
+        # set in steps has an epoch count that depends on the datasets: not known here)
+        periodic += int(values["num_train_epochs"]) // per_epochs
     limit = int(values.get("checkpoints_total_limit") or 0)
     if limit > 0:
         periodic = min(periodic, limit)

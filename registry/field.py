@@ -117,6 +117,9 @@ class Choice(_Frozen):
 
 class ConfigField(_Frozen):
     name: str  # config key and CLI flag `--name`
+    # Older or other tools' names read as this field (config keys and flags); files are
+    # written with `name` only.
+    aliases: tuple[str, ...] = ()
     type: FieldType
     default: Any
     tab: str
@@ -145,8 +148,9 @@ class ConfigField(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> ConfigField:
-        if not self.name.isidentifier():
-            raise ValueError(f"field name {self.name!r} is not an identifier")
+        for name in (self.name, *self.aliases):
+            if not name.isidentifier():
+                raise ValueError(f"field name {name!r} is not an identifier")
         is_choice = self.type in (FieldType.CHOICE, FieldType.MULTI_CHOICE)
         if is_choice and not self.choices and not self.choices_provider:
             raise ValueError(f"{self.name}: a choice field needs choices or a provider")

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from registry.catalogue import FIELDS
+from registry.coercion import normalize
 from registry.family_defaults import default_for
-from registry.validation import check_value, normalize
+from registry.validation import check_value
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 GOALS: dict[str, str] = {

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.config_io import dumps_toml, load_config_file, save_config_file
-from state.paths import configs_dir
+from tunerdeck_common.paths import configs_dir
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,79}$")
 

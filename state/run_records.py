@@ -16,20 +16,16 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from state.atomic import atomic_write_text
-from state.paths import data_dir
+from tunerdeck_common.paths import data_dir
+from tunerdeck_common.runstate import RunState
 
 log = logging.getLogger(__name__)
 
-RunState = Literal[
-    "queued", "starting", "running", "stopping", "stopped", "completed", "failed", "damaged"
-]
-ACTIVE_STATES: frozenset[str] = frozenset({"starting", "running", "stopping"})
-FINAL_STATES: frozenset[str] = frozenset({"stopped", "completed", "failed"})
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
@@ -38,7 +34,7 @@ class RunRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: str
-    state: RunState = "queued"
+    state: RunState = RunState.QUEUED
     config_name: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)  # the explicit values the run started with
     run_dir: str
@@ -53,6 +49,8 @@ class RunRecord(BaseModel):
     step: int = 0
     max_steps: int = 0
     loss: float | None = None
+    eval_loss: float | None = None  # the newest and the lowest eval loss (held-out images)
+    best_eval_loss: float | None = None
     last_seq: int = 0
     exit_code: int | None = None
     message: str = ""

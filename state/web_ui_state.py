@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from registry.catalogue import FIELDS
 from state.atomic import atomic_write_text
-from state.paths import default_datasets_root, default_output_root, web_ui_config_path
+from tunerdeck_common.paths import default_datasets_root, default_output_root, web_ui_config_path
 
 Theme = Literal["light", "dark", "auto"]
 

@@ -15,6 +15,7 @@ import uuid
 def main(argv: list[str] | None = None) -> int:
     from registry.cli import build_parser, explicit_values
     from registry.config_io import ConfigFileError, load_config_file
+    from registry.platform import detect_platform
     from registry.validation import validate_config
 
     parser = build_parser(prog="python -m trainer")
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  - {problem}", file=sys.stderr)
             return 2
     raw.update(explicit_values(args))
-    result = validate_config(raw, _platform_context())
+    result = validate_config(raw, detect_platform())
     for issue in result.warnings:
         print(f"warning: {issue.path}: {issue.message}", file=sys.stderr)
     if not result.ok:
@@ -101,33 +102,12 @@ def _write_repro_record(values: dict, argv: list[str]) -> None:
         return
     from pathlib import Path
 
-    from trainer.repro import build_record, write_record
+    from tunerdeck_common.repro import build_record, write_record
 
     try:
         write_record(Path(values["output_dir"]).expanduser().resolve(), build_record(values, argv))
     except OSError as exc:  # the run itself reports an unwritable folder; this is secondary
         print(f"warning: cannot write the reproducibility record: {exc}", file=sys.stderr)
-
-
-def _platform_context():
-    """What this machine offers, found without importing torch (which is slow)."""
-    import importlib.util
-
-    from registry.evaluator import PlatformContext
-
-    packages = frozenset(
-        name
-        for name in ("bitsandbytes", "xformers", "tensorboard", "wandb", "torchao")
-        if importlib.util.find_spec(name) is not None
-    )
-    device = "cuda" if _has_nvidia_gpu() else "cpu"
-    return PlatformContext(device=device, packages=packages)
-
-
-def _has_nvidia_gpu() -> bool:
-    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
-        return False
-    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")
 
 
 if __name__ == "__main__":

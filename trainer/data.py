@@ -1,13 +1,22 @@
 """Datasets: image folders with captions, mixed into one deterministic stream of batches.
 
-Every random choice (order, flip, crop, caption dropout, tag shuffle) comes from a seed
-derived from (run seed, epoch, position), never from the global RNG, so a resumed run sees
-exactly the batches an uninterrupted run would have seen.
+Every random choice (order, flip, crop, caption dropout, tag shuffle and dropout, whether a
+batch uses its loss masks) comes from a seed derived from (run seed, epoch, position), never
+from the global RNG, so a resumed run sees exactly the batches an uninterrupted run would have
+seen.
+
+Dataset kinds: `train` images train; `regularization` images (DreamBooth prior preservation)
+are mixed into the same batches, cycled so that an epoch holds as many regularization samples
+as training samples (kohya's rule), and each carries `is_reg` so its loss is weighted by
+prior_loss_weight (`weigh_samples`); `eval` images never train (trainer.eval_loss reads them).
+
+Loss masks (mask_source file / alpha) are decoded per item with the same resize, crop and
+flip as the image and are not part of the latent cache; `weigh_samples` brings them to the
+latent size for the family's loss.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +27,17 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from trainer.dataset_rules import IMAGE_EXTENSIONS, caption_for, make_buckets, nearest_bucket
+from tunerdeck_common.dataset_rules import (
+    IMAGE_EXTENSIONS,
+    BatchPlanError,
+    caption_for,
+    is_mask_file,
+    make_buckets,
+    mask_file_for,
+    nearest_bucket,
+    plan_batch_sizes,
+    size_filter_reason,
+)
 
 
 class DatasetError(ValueError):
@@ -32,6 +51,21 @@ class ImageRecord:
     size: tuple[int, int]  # original (width, height)
     bucket: tuple[int, int]  # training (width, height)
     entry: int  # index of the dataset entry it came from
+    mask: Path | None = None  # the mask file (mask_source file)
+    is_reg: bool = False  # from a regularization dataset
+
+
+def _label(entry: Mapping[str, Any], index: int) -> str:
+    folder = entry["path"]
+    return str(entry["name"] or folder or f"datasets[{index}]")
+
+
+def _mask_size(path: Path) -> tuple[int, int] | None:
+    try:
+        with Image.open(path) as img:
+            return ImageOps.exif_transpose(img).size
+    except Exception:
+        return None
 
 
 def scan_entry(
@@ -40,9 +74,10 @@ def scan_entry(
     resolution: int,
     warn: Callable[[str], None],
 ) -> list[ImageRecord]:
-    """Every readable image of one dataset entry; unreadable ones are reported and skipped."""
+    """Every readable image of one dataset entry that passes its size filters; unreadable
+    and filtered images, missing and wrong-size masks are reported through `warn`."""
     folder = Path(entry["path"]).expanduser() if entry["path"] else None
-    label = entry["name"] or (str(folder) if folder else f"datasets[{index}]")
+    label = _label(entry, index)
     if folder is None or not folder.is_dir():
         raise DatasetError(f"dataset {label!r}: folder {entry['path']!r} does not exist")
     bucketing = entry["bucketing"]
@@ -51,9 +86,15 @@ def scan_entry(
         if bucketing
         else [(resolution, resolution)]
     )
+    masks_from_files = entry.get("mask_source", "none") == "file"
+    is_reg = entry.get("kind", "train") == "regularization"
     records = []
+    filtered: dict[str, int] = {}
+    missing_masks = resized_masks = 0
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
+            continue
+        if is_mask_file(path, entry):
             continue
         try:
             with Image.open(path) as img:
@@ -63,11 +104,40 @@ def scan_entry(
         except Exception as exc:
             warn(f"skipping unreadable image {path}: {exc}")
             continue
+        reason = size_filter_reason(size, entry)
+        if reason is not None:
+            filtered[reason] = filtered.get(reason, 0) + 1
+            continue
+        mask = None
+        if masks_from_files:
+            mask = mask_file_for(path)
+            if mask is None:
+                missing_masks += 1
+            elif _mask_size(mask) != size:
+                resized_masks += 1
         records.append(
-            ImageRecord(path, caption_for(path, entry), size, nearest_bucket(size, buckets), index)
+            ImageRecord(
+                path,
+                caption_for(path, entry),
+                size,
+                nearest_bucket(size, buckets),
+                index,
+                mask,
+                is_reg,
+            )
+        )
+    for reason, n in filtered.items():
+        warn(f"dataset {label!r}: left out {n} image(s) {reason}")
+    if missing_masks:
+        warn(f"dataset {label!r}: {missing_masks} image(s) have no mask file and train unmasked")
+    if resized_masks:
+        warn(
+            f"dataset {label!r}: {resized_masks} mask(s) differ in size from their image and "
+            "are resized to it"
         )
     if not records:
-        raise DatasetError(f"dataset {label!r}: no readable images in {folder}")
+        why = f" (size filters left out {sum(filtered.values())})" if filtered else ""
+        raise DatasetError(f"dataset {label!r}: no readable images in {folder}{why}")
     return records
 
 
@@ -90,6 +160,13 @@ def _shuffle_tags(caption: str, keep: int, rng: random.Random) -> str:
     return ", ".join(head + tail)
 
 
+def _drop_tags(caption: str, keep: int, probability: float, rng: random.Random) -> str:
+    """Each comma-separated tag after the first `keep` is left out with `probability`."""
+    tags = [t.strip() for t in caption.split(",") if t.strip()]
+    head, tail = tags[:keep], tags[keep:]
+    return ", ".join(head + [t for t in tail if rng.random() >= probability])
+
+
 class ImageCaptionDataset(torch.utils.data.Dataset):
     """Items are (record index, augmentation seed) pairs produced by `BucketBatchSampler`."""
 
@@ -109,6 +186,9 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
                 "dropout": e["caption_dropout_probability"],
                 "shuffle": e["shuffle_caption"],
                 "keep": e["keep_tokens"],
+                # .get: entries made in code (the eval loss's plain one) may leave these out.
+                "tag_dropout": float(e.get("caption_tag_dropout", 0.0)),
+                "mask": e.get("mask_source", "none"),
             }
             for e in entries
         ]
@@ -118,7 +198,9 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
 
     def plan(self, item: tuple[int, int]) -> ItemPlan:
         """Every random decision for one item, from the record alone (no pixels decoded), in
-        the order __getitem__ has always drawn them: crop, flip, tag shuffle, dropout."""
+        the order __getitem__ has always drawn them: crop, flip, tag shuffle, (tag dropout,
+        drawn only when set), caption dropout. The caption is part of the plan, so the text
+        cache holds every caption variant the sampler will use."""
         idx, seed = item
         rec = self.records[idx]
         opt = self.opts[rec.entry]
@@ -136,6 +218,8 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
         caption = rec.caption
         if opt["shuffle"]:
             caption = _shuffle_tags(caption, opt["keep"], rng)
+        if opt["tag_dropout"] > 0:
+            caption = _drop_tags(caption, opt["keep"], opt["tag_dropout"], rng)
         if opt["dropout"] > 0 and rng.random() < opt["dropout"]:
             caption = ""
         source = self._sources.get(idx)
@@ -157,6 +241,32 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
         arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
         return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
+    def mask(self, plan: ItemPlan) -> torch.Tensor | None:
+        """The item's loss mask as a (1, h, w) tensor in [0, 1] (white trains), resized,
+        cropped and flipped exactly as pixels() treats the image; None: no mask."""
+        rec = plan.record
+        source = self.opts[rec.entry]["mask"]
+        if source == "file" and rec.mask is not None:
+            with Image.open(rec.mask) as raw:
+                img = ImageOps.exif_transpose(raw).convert("L")
+            if img.size != rec.size:  # counted and reported by the scan
+                img = img.resize(rec.size, Image.Resampling.BILINEAR)
+        elif source == "alpha":
+            with Image.open(rec.path) as raw:
+                img = ImageOps.exif_transpose(raw)
+                if img.mode not in ("RGBA", "LA", "PA") and "transparency" not in img.info:
+                    return None  # no alpha channel: the whole image trains
+                img = img.convert("RGBA").getchannel("A")
+        else:
+            return None
+        img = img.resize(plan.resized, Image.Resampling.BILINEAR)
+        (left, top), (bw, bh) = plan.crop_left_top, rec.bucket
+        img = img.crop((left, top, left + bw, top + bh))
+        if plan.flipped:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+        return torch.from_numpy(arr)[None].contiguous()
+
     def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
         plan = self.plan(item)
         rec = plan.record
@@ -173,11 +283,19 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
             "crop_top_left": (top, left),
             "target_size": (bh, bw),
             "cache_key": plan.cache_key,
+            "mask": self.mask(plan),
+            "is_reg": rec.is_reg,
+            "seed": item[1],
         }
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     pixels = [i["pixel_values"] for i in items]
+    masks = [i.get("mask") for i in items]
+    stacked_masks = None
+    if any(m is not None for m in masks):  # items without one train everywhere
+        h, w = items[0]["target_size"]
+        stacked_masks = torch.stack([m if m is not None else torch.ones(1, h, w) for m in masks])
     return {
         # Stacked when every item has pixels; otherwise per item, None where "latents" has it.
         "pixel_values": torch.stack(pixels) if all(p is not None for p in pixels) else pixels,
@@ -187,7 +305,37 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "crop_top_lefts": [i["crop_top_left"] for i in items],
         "target_sizes": [i["target_size"] for i in items],
         "cache_keys": [i["cache_key"] for i in items],
+        "masks": stacked_masks,  # (batch, 1, h, w) in pixels, or None
+        "is_reg": [bool(i.get("is_reg", False)) for i in items],
+        "seeds": [int(i.get("seed", 0)) for i in items],
     }
+
+
+def weigh_samples(
+    noised: Any,
+    batch: Mapping[str, Any],
+    prior_loss_weight: float,
+    masked_loss_probability: float,
+) -> None:
+    """Give the batch's data-side loss weights to `noised` (a families.base.Noised) for the
+    family's loss: prior_loss_weight on regularization samples (times any weights the noise
+    set), and the loss masks at the latent size when this batch uses them (a seeded draw
+    against masked_loss_probability, the same on a resume)."""
+    target = noised.target
+    is_reg = batch.get("is_reg") or []
+    if any(is_reg):
+        w = torch.tensor([prior_loss_weight if r else 1.0 for r in is_reg], device=target.device)
+        noised.weights = w if noised.weights is None else noised.weights.view(-1) * w
+    masks = batch.get("masks")
+    if masks is None or masked_loss_probability <= 0:
+        return
+    seeds = batch.get("seeds") or [0]
+    if random.Random(f"mask:{seeds[0]}").random() >= masked_loss_probability:
+        return
+    # Area averaging: a latent cell weighs as much as the share of its pixels that train.
+    noised.mask = torch.nn.functional.interpolate(
+        masks.to(target.device, torch.float32), size=tuple(target.shape[-2:]), mode="area"
+    )
 
 
 class BucketBatchSampler:
@@ -197,7 +345,8 @@ class BucketBatchSampler:
 
     - Every batch holds items of one bucket only, so it stacks into one tensor.
     - Across the P processes, every image appears exactly `repeats` times per epoch (its
-      entry's repeats): nothing is dropped and nothing is padded in.
+      entry's repeats; regularization images as sample_counts says): nothing is dropped and
+      nothing is padded in.
     - Every process yields the same number of batches, `len(self)`, none of them empty, so
       all processes run the same number of optimizer steps (DDP would hang otherwise).
     - The epoch's batches are one global, seeded sequence; process r takes batches r, r+P,
@@ -246,12 +395,15 @@ class BucketBatchSampler:
         self.epoch = 0
         self.drop_last = False
         self._by_bucket: dict[tuple[int, int], list[int]] = {}
-        for i, rec in enumerate(records):
-            self._by_bucket.setdefault(rec.bucket, []).extend([i] * repeats[rec.entry])
+        for i, count in enumerate(sample_counts(records, repeats)):
+            self._by_bucket.setdefault(records[i].bucket, []).extend([i] * count)
         self._by_bucket = {b: v for b, v in sorted(self._by_bucket.items()) if v}
-        self._sizes = _plan_batch_sizes(
-            {b: len(v) for b, v in self._by_bucket.items()}, batch_size, num_processes
-        )
+        try:
+            self._sizes = plan_batch_sizes(
+                {b: len(v) for b, v in self._by_bucket.items()}, batch_size, num_processes
+            )
+        except BatchPlanError as exc:
+            raise DatasetError(str(exc)) from None
         self._len = sum(len(s) for s in self._sizes.values()) // num_processes
 
     def set_epoch(self, epoch: int) -> None:
@@ -286,49 +438,24 @@ class BucketBatchSampler:
         yield from self.global_batches()[self.process_index :: self.num_processes]
 
 
-def _plan_batch_sizes(
-    counts: Mapping[tuple[int, int], int], batch_size: int, num_processes: int
-) -> dict[tuple[int, int], list[int]]:
-    """Batch sizes per bucket (in bucket order) whose total count is a multiple of
-    num_processes, each batch non-empty; see BucketBatchSampler for the rules."""
-    sizes = {
-        b: [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
-        for b, n in counts.items()
-    }
-    p = num_processes
-    total_samples = sum(counts.values())
-    count = sum(len(s) for s in sizes.values())
-    target = math.ceil(count / p) * p
-    if target > total_samples:  # too few samples to split into that many batches
-        target = count // p * p
-        needed = math.ceil(len(sizes) / p) * p
-        if target < max(needed, p):
-            raise DatasetError(
-                f"{total_samples} samples per epoch (images x repeats) in {len(sizes)} "
-                f"aspect-ratio bucket(s) cannot be shared by {p} processes so that each gets a "
-                f"batch of one bucket at every step without repeating or dropping an image: "
-                f"raise repeats to reach at least {max(needed, p)} samples, use fewer "
-                "processes, or turn bucketing off"
-            )
-    while count < target:  # split the largest batch (the first one on ties)
-        bucket, i = max(
-            ((b, i) for b in sizes for i in range(len(sizes[b]))),
-            key=lambda bi: sizes[bi[0]][bi[1]],
-        )
-        s = sizes[bucket][i]
-        sizes[bucket][i : i + 1] = [s - s // 2, s // 2]
-        count += 1
-    while count > target:  # merge the two smallest batches of a bucket, smallest sum first
-        bucket = min(
-            (b for b in sizes if len(sizes[b]) > 1),
-            key=lambda b: sum(sorted(sizes[b])[:2]),
-        )
-        small = sorted(sizes[bucket])[:2]
-        for s in small:
-            sizes[bucket].remove(s)
-        sizes[bucket].append(sum(small))
-        count -= 1
-    return sizes
+def sample_counts(records: Sequence[ImageRecord], repeats: Sequence[int]) -> list[int]:
+    """How many times each record is a sample per epoch: its entry's repeats, except for
+    regularization records, which fill exactly as many samples as the training records make
+    (kohya's rule): each with its repeats in order until that number is reached, then one
+    more each, round after round, when there are fewer."""
+    counts = [0 if r.is_reg else repeats[r.entry] for r in records]
+    wanted = sum(counts)
+    reg = [i for i, r in enumerate(records) if r.is_reg]
+    first = True
+    while reg and wanted > 0:
+        for i in reg:
+            add = min(repeats[records[i].entry] if first else 1, wanted)
+            counts[i] += add
+            wanted -= add
+            if wanted == 0:
+                break
+        first = False
+    return counts
 
 
 @dataclass
@@ -361,10 +488,24 @@ def build_train_data(
     warn: Callable[[str], None],
     num_processes: int = 1,
     process_index: int = 0,
+    prior_loss_weight: float = 1.0,
 ) -> TrainData:
-    """Scan every enabled entry; raise DatasetError with one clear message if nothing is usable
-    (or the samples cannot be dealt out to `num_processes`, see BucketBatchSampler)."""
-    active = [e for e in entries if e["enabled"]]
+    """Scan every enabled training and regularization entry (eval entries never train; with
+    prior_loss_weight 0 regularization entries would add only zero-weight samples and are
+    left out); raise DatasetError with one clear message if nothing is usable (or the
+    samples cannot be dealt out to `num_processes`, see BucketBatchSampler)."""
+    enabled = [e for e in entries if e["enabled"]]
+    active = [e for e in enabled if e["kind"] == "train"]
+    regs = [e for e in enabled if e["kind"] == "regularization"]
+    if regs and not active:
+        raise DatasetError(
+            "only regularization datasets are enabled: add a training dataset (kind train) "
+            "for them to regularize"
+        )
+    if regs and prior_loss_weight == 0:
+        warn("prior_loss_weight is 0: the regularization datasets are left out")
+    elif regs:
+        active += regs
     if not active:
         raise DatasetError("no dataset configured: add a dataset folder (or use model_family demo)")
     records: list[ImageRecord] = []

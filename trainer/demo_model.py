@@ -16,10 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from trainer.paths import models_dir
 from trainer.tokenizer_files import write_clip_tokenizer_files
+from tunerdeck_common.paths import DEMO_MODEL_VERSION, demo_model_path
 
-DEMO_VERSION = 2  # 2: the VAE is fitted to the demo images
 DEMO_NATIVE_RESOLUTION = 64
 
 
@@ -177,10 +176,6 @@ def write_tiny_pipeline(path: Path, family: str, seed: int = 0) -> Path:
     return path
 
 
-def demo_model_path() -> Path:
-    return models_dir() / f"demo-{DEMO_VERSION}"
-
-
 def ensure_demo_model() -> Path:
     """The demo model folder, generated (fixed seed, no download) on first use."""
     path = demo_model_path()
@@ -191,20 +186,16 @@ def ensure_demo_model() -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # One generator at a time: the server's warm-up (python -m trainer.demo_model) and a first
     # run may overlap; the second waits for the first and then finds the model ready.
-    with FileLock(str(path.parent / f".demo-{DEMO_VERSION}.lock")):
+    with FileLock(str(path.parent / f".demo-{DEMO_MODEL_VERSION}.lock")):
         if (path / "model_index.json").exists():
             return path
         return write_tiny_pipeline(path, "demo", seed=1234)
 
 
-def is_demo_model_ready() -> bool:
-    return (demo_model_path() / "model_index.json").exists()
-
-
 def _warm_up() -> int:
     """`python -m trainer.demo_model`: build the demo model and dataset ahead of a first run."""
     from trainer import quiet
-    from trainer.demo_dataset import ensure_demo_dataset
+    from tunerdeck_common.demo_dataset import ensure_demo_dataset
 
     quiet.install()
     ensure_demo_dataset()

@@ -1,5 +1,6 @@
 """The event sink: every event goes to RUN_DIR/events.jsonl and, when a callback URL is set,
-to the server in batches from a background thread.
+to the server in batches from a background thread. Every event is built by
+`tunerdeck_common.events.make_event`, the contract the server parses with.
 
 Guarantees: seq starts at 1 with no gaps; emitting never blocks on the
 network and never raises into the training loop; the in-memory send buffer is bounded (when
@@ -28,8 +29,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-EVENTS_FILE = "events.jsonl"
+from tunerdeck_common.events import EVENTS_FILE, EventError, make_event
+
 # 4xx answers that mean "later", not "never".
 RETRY_STATUSES = frozenset({408, 425, 429})
 
@@ -90,15 +91,14 @@ class EventSink:
         if not self.enabled:
             return None
         with self._lock:
+            try:
+                event = make_event(self.run_id, self._seq + 1, time.time(), type_, data)
+            except EventError as exc:
+                # A bug in the caller, not a reason to stop training; the server would refuse
+                # the whole batch carrying it, so it is reported here and not sent.
+                print(f"tunerdeck: not emitting a malformed {type_} event: {exc}", file=sys.stderr)
+                return None
             self._seq += 1
-            event = {
-                "v": SCHEMA_VERSION,
-                "run_id": self.run_id,
-                "seq": self._seq,
-                "ts": time.time(),
-                "type": type_,
-                "data": data,
-            }
             self._write(event)
             if self._url:
                 if len(self._buffer) >= self._max_buffer:
@@ -109,7 +109,7 @@ class EventSink:
             self._wake.set()  # state changes go out promptly
         return event
 
-    # Convenience wrappers for the event types (app/services/events.py has their models).
+    # Convenience wrappers for the event kinds (tunerdeck_common/events.py has their models).
     def lifecycle(self, state: str, message: str = "") -> None:
         self.emit("lifecycle", {"state": state, "message": message})
 

@@ -18,9 +18,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from registry.launch import launch_command_line
 from trainer.events import EventSink
 from trainer.run_config import RunConfig
 from trainer.stop_signals import StopRequest
+from tunerdeck_common.dataset_rules import optimizer_steps
 
 
 def train(
@@ -101,10 +103,12 @@ def _train(
 
     from trainer import checkpoints as ckpt
     from trainer.caches import TensorCache, encode_latent_dist
-    from trainer.data import build_train_data, make_dataloader
+    from trainer.data import build_train_data, make_dataloader, weigh_samples
+    from trainer.eval_loss import make_evaluator, split_eval
     from trainer.families import family_for
-    from trainer.optim import build_lr_scheduler, build_optimizer
-    from trainer.validation import run_validation
+    from trainer.intervals import due
+    from trainer.optim import averaged_weights, build_lr_scheduler, build_optimizer
+    from trainer.samples import run_samples, sample_prompts
     from trainer.watchdog import check_loss
     from trainer.weights import register_state_hooks
 
@@ -182,6 +186,12 @@ def _train(
         warn=lambda msg: sink.log(msg, "warning"),
         num_processes=accelerator.num_processes,
         process_index=accelerator.process_index,
+        prior_loss_weight=cfg["prior_loss_weight"],
+    )
+    # Held-out images (eval_split, eval datasets) never train; encoded now for the eval loss.
+    data, held = split_eval(entries, data, cfg["seed"], lambda msg: sink.log(msg, "warning"))
+    evaluator = make_evaluator(
+        cfg, model, held, accelerator, weight_dtype, lambda msg: sink.log(msg, "warning")
     )
     model.dataset_counts = data.image_counts()
     # Not passed to accelerator.prepare: the sampler deals each process its own batches.
@@ -206,7 +216,7 @@ def _train(
     for te in trained[1:]:
         groups.append({"params": [p for p in te.parameters() if p.requires_grad], "lr": te_lr})
     optimizer = build_optimizer(cfg, groups, device.type)
-    per_epoch = math.ceil(len(data.sampler) / grad_accum)  # len: this process's batches
+    per_epoch = optimizer_steps(len(data.sampler), grad_accum)  # len: this process's batches
     max_steps = cfg["max_train_steps"]
     if max_steps <= 0:
         max_steps = cfg["num_train_epochs"] * per_epoch
@@ -239,10 +249,12 @@ def _train(
         )
 
     # ---- helpers used by the loop ----------------------------------------------------------
+    vae_dtype = vae.dtype  # read once: diffusers' `dtype` walks every submodule (~1 ms a call)
+
     def encode_images(batch: dict[str, Any]) -> torch.Tensor:
         if latent_cache is None:
             with torch.no_grad():
-                dist = vae.encode(batch["pixel_values"].to(device, dtype=vae.dtype)).latent_dist
+                dist = vae.encode(batch["pixel_values"].to(device, dtype=vae_dtype)).latent_dist
             mean, std = dist.mean, dist.std
         else:
             means, stds = [], []
@@ -282,7 +294,8 @@ def _train(
 
     def save_checkpoint(step: int) -> None:
         tmp = ckpt.temp_path(run_dir, step)
-        accelerator.save_state(str(tmp))
+        with averaged_weights(optimizer):
+            accelerator.save_state(str(tmp))
         accelerator.wait_for_everyone()
         if main:
             path = ckpt.finalize(run_dir, step, {"step": step, "epoch": step // per_epoch})
@@ -291,19 +304,27 @@ def _train(
             sink.emit("checkpoint", {"step": step, "path": str(path)})
         accelerator.wait_for_everyone()
 
+    # Read at the first validation only: an edit of the prompt library mid-run cannot break it.
+    prompts: list[Any] = []
+
     def validate(step: int) -> None:
         if not main:
             return
+        if not prompts:
+            prompts.extend(sample_prompts(cfg))
         te_models = [accelerator.unwrap_model(t) for t in text_encoders]
         u = accelerator.unwrap_model(denoiser)
-        if ema is not None:
-            ema.store(u.parameters())
-            ema.copy_to(u.parameters())
-        try:
-            images = run_validation(cfg, model, u, te_models, step, run_dir, device, weight_dtype)
-        finally:
+        with averaged_weights(optimizer):  # outside EMA's swap: it moves the weights it finds
             if ema is not None:
-                ema.restore(u.parameters())
+                ema.store(u.parameters())
+                ema.copy_to(u.parameters())
+            try:
+                images = run_samples(
+                    cfg, model, u, te_models, step, run_dir, device, weight_dtype, prompts
+                )
+            finally:
+                if ema is not None:
+                    ema.restore(u.parameters())
         if images:
             sink.emit("validation", {"step": step, "images": images})
 
@@ -317,11 +338,16 @@ def _train(
     # ---- training --------------------------------------------------------------------------
     validation_steps = cfg["validation_steps"]
     checkpointing_steps = cfg["checkpointing_steps"]
+    validation_epochs = cfg["validation_epoch_interval"]
+    checkpoint_epochs = cfg["checkpoint_epoch_interval"]
     logging_steps = cfg["logging_steps"]
     max_grad_norm = cfg["max_grad_norm"]
     clip_params = [p for g in optimizer.param_groups for p in g["params"]]  # fixed: list once
-    if validation_steps > 0 and cfg["validation_at_start"] and global_step == 0:
+    validating = validation_steps > 0 or validation_epochs > 0
+    if validating and cfg["validation_on_startup"] and global_step == 0:
         validate(0)
+    if evaluator is not None and global_step == 0:
+        evaluator.report(0, denoiser, text_encoders, accelerator, sink, log_with)
     progress = tqdm(
         total=max_steps,
         initial=global_step,
@@ -334,6 +360,7 @@ def _train(
     sink.lifecycle("running", f"training {max_steps} steps")
     for m in trained:
         m.train()
+    optimizer.train()  # schedule-free optimizers: step at the training point (no-op for others)
     last_saved = -1
     window_t, window_step = time.perf_counter(), global_step
     stopped = False
@@ -351,6 +378,9 @@ def _train(
             with accelerator.accumulate(*trained):
                 latents = encode_images(batch)
                 noised = model.add_noise(latents, batch)
+                weigh_samples(
+                    noised, batch, cfg["prior_loss_weight"], cfg["masked_loss_probability"]
+                )
                 embeds = encode_text(batch["captions"])
                 pred = model.predict(denoiser, noised, embeds, batch)
                 loss = model.loss(pred, noised)
@@ -395,9 +425,14 @@ def _train(
                 progress.set_postfix(loss=f"{loss_f:.4f}", lr=f"{current_lr:.2e}", refresh=False)
             step_loss = torch.zeros((), device=device)
             progress.update(1)
-            if validation_steps > 0 and global_step % validation_steps == 0:
+            if due(global_step, per_epoch, validation_steps, validation_epochs):
                 validate(global_step)
-            if checkpointing_steps > 0 and global_step % checkpointing_steps == 0:
+            if evaluator is not None and evaluator.due(global_step):
+                with averaged_weights(optimizer):
+                    evaluator.report(
+                        global_step, denoiser, text_encoders, accelerator, sink, log_with
+                    )
+            if due(global_step, per_epoch, checkpointing_steps, checkpoint_epochs):
                 save_checkpoint(global_step)
                 last_saved = global_step
             if stop_requested():
@@ -421,9 +456,10 @@ def _train(
         save_checkpoint(global_step)  # so the run can be extended later
     accelerator.wait_for_everyone()
     if main:
-        weights_dir = model.save_weights(
-            accelerator, denoiser, text_encoders, ema, run_dir / "weights"
-        )
+        with averaged_weights(optimizer):
+            weights_dir = model.save_weights(
+                accelerator, denoiser, text_encoders, ema, run_dir / "weights"
+            )
         sink.log(f"final weights written to {weights_dir}")
     accelerator.end_training()
     sink.lifecycle("completed", f"trained {global_step} steps")
@@ -509,8 +545,8 @@ def _check_launch_fields(cfg: RunConfig, accelerator: Any, sink: EventSink) -> N
     if wanted != accelerator.num_processes:
         sink.log(
             f"num_processes x num_machines = {wanted} but this run has "
-            f"{accelerator.num_processes} process(es): start it with `accelerate launch` "
-            "(the UI does) to use several",
+            f"{accelerator.num_processes} process(es): start it with "
+            f"`{launch_command_line(cfg)}` (the UI does) to use several",
             "warning",
         )
     if cfg["num_machines"] > 1:
@@ -536,7 +572,7 @@ def _demo_entry(path: Path) -> dict[str, Any]:
     from registry.defaults import default_dataset
 
     entry = default_dataset()
-    entry.update({"name": "demo", "path": str(path), "caption_source": "sidecar"})
+    entry.update({"name": "demo", "path": str(path), "caption_strategy": "textfile"})
     return entry
 
 

@@ -36,7 +36,11 @@ def unet_original_names(unet: Any) -> dict[str, str]:
     from trainer.original_layout import unet_to_original
 
     # With adapters in place the base weights sit under <module>.base_layer.
-    names = (k.replace(".base_layer.", ".") for k in unet.state_dict() if ".lora_" not in k)
+    names = (
+        k.replace(".base_layer.", ".")
+        for k in unet.state_dict()
+        if not any(p in k for p in (".lora_", ".hada_", ".lokr_"))  # adapter tensors
+    )
     keys = {k: k for k in names}
     mapped = unet_to_original(keys, unet.config)  # values pass through: original -> diffusers
     return {d.rpartition(".")[0]: o.rpartition(".")[0] for o, d in mapped.items()}
@@ -66,6 +70,10 @@ def to_kohya(
     """Plain LoRA states per part ("unet", "text_encoder", "text_encoder_2"; peft names, alpha =
     rank) -> one kohya-named state dict."""
     sgm = unet_original_names(unet) if (sdxl and unet is not None) else {}
+    from trainer.adapters import kohya_lycoris, split_key
+
+    if any(split_key(k) for state in parts.values() for k in state):  # LoHa / LoKr
+        return kohya_lycoris(parts, lambda part, module: kohya_name(part, module, sdxl, sgm))
     out: dict[str, torch.Tensor] = {}
     for part, state in parts.items():
         for key, value in state.items():
@@ -98,6 +106,13 @@ def load_init_lora(
     from peft.utils import set_peft_model_state_dict
     from safetensors import safe_open
 
+    from trainer.adapters import is_lycoris_file, load_lycoris_file
+
+    if is_lycoris_file(file):  # kohya LoHa / LoKr
+        sgm_names = unet_original_names(modules["unet"]) if sdxl else {}
+        return load_lycoris_file(
+            file, modules, lambda part, module: kohya_name(part, module, sdxl, sgm_names)
+        )
     with safe_open(str(file), framework="pt") as f:
         meta = f.metadata() or {}
         alpha_keys = [k for k in f.keys() if k.endswith(".alpha")]  # noqa: SIM118

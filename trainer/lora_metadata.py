@@ -123,6 +123,13 @@ def lora_metadata(
         "tunerdeck.lora_format": fmt,
         "tunerdeck.trained_parts": ",".join(plain),
     }
+    if p.get("model_type") == "lora" and p.get("lora_type") == "lycoris":
+        # What kohya's LyCORIS network writes: A1111/Forge show the algorithm from these.
+        args = {"algo": p["lycoris_algo"]}
+        if p["lycoris_algo"] == "lokr":
+            args |= {"factor": p["lokr_factor"], "decompose_both": p["lokr_decompose_both"]}
+        meta["ss_network_module"] = "lycoris.kohya"
+        meta["ss_network_args"] = json.dumps(args)
     return meta
 
 

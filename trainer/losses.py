@@ -73,8 +73,10 @@ def per_sample_loss(
     huber_schedule: str = "snr",
     huber_c: float = 0.1,
     noise_scheduler: Any = None,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The loss of each sample (mean over every non-batch dimension), in fp32, shape (batch,)."""
+    """The loss of each sample (mean over every non-batch dimension), in fp32, shape (batch,).
+    A `mask` (broadcastable to pred, values in [0, 1]) multiplies the elementwise loss first."""
     x = pred.float() - target.float()
     if loss_type == "l2":
         per = x * x
@@ -84,6 +86,8 @@ def per_sample_loss(
         per = pseudo_huber(x, c) if loss_type == "huber" else smooth_l1(x, c)
     else:
         raise ValueError(f"unknown loss_type {loss_type!r}; use one of {LOSS_TYPES}")
+    if mask is not None:
+        per = per * mask.to(per.device, per.dtype)
     return per.mean(dim=list(range(1, per.ndim)))
 
 
@@ -108,8 +112,11 @@ def training_loss(
     snr_gamma: float,
     prediction_type: str,
     noise_scheduler: Any,
+    mask: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The scalar loss of a batch: per-sample loss, min-SNR weighted when snr_gamma > 0."""
+    """The scalar loss of a batch: per-sample loss (masked elementwise by `mask`), min-SNR
+    weighted when snr_gamma > 0, times the per-sample `weights` (shape (batch,)), averaged."""
     per = per_sample_loss(
         pred,
         target,
@@ -118,7 +125,10 @@ def training_loss(
         huber_schedule=huber_schedule,
         huber_c=huber_c,
         noise_scheduler=noise_scheduler,
+        mask=mask,
     )
+    if weights is not None:
+        per = per * weights.view(-1).to(per.device, per.dtype)
     if snr_gamma > 0:
         per = per * min_snr_weights(noise_scheduler, timesteps, snr_gamma, prediction_type).to(
             per.device

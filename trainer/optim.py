@@ -1,22 +1,71 @@
-"""Optimizers and learning-rate schedules named by the registry."""
+"""Optimizers and learning-rate schedules named by the registry.
+
+An optimizer this machine cannot run (wrong device, optional package missing) is refused
+with the registry's own sentence, the one the UI shows beside the greyed-out choice.
+Schedule-free AdamW trains at one point and is evaluated at another: `averaged_weights`
+switches to the evaluated weights around validation and saving.
+"""
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
+
+# Optimizers that replace the learning-rate schedule (their own warmup, constant rate).
+SCHEDULE_FREE = frozenset({"adamw_schedulefree"})
 
 
 class OptimizerUnavailable(RuntimeError):
     pass
 
 
+def unavailable_reason(name: str, device_type: str) -> str | None:
+    """Why optimizer `name` cannot run here, in the registry's words; None when it can."""
+    from registry.catalogue import FIELDS
+    from registry.evaluator import package_reason, platform_reason
+
+    choice = next((c for c in FIELDS["optimizer"].choices if c.value == name), None)
+    if choice is None:
+        return None
+    if choice.platforms and device_type not in choice.platforms:
+        return platform_reason(choice.platforms)
+    if choice.packages and not any(_installed(p) for p in choice.packages):
+        return package_reason(choice.packages)
+    return None
+
+
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+@contextmanager
+def averaged_weights(optimizer: Any) -> Iterator[None]:
+    """Within: the weights a schedule-free optimizer evaluates (its average x), as validation,
+    checkpoints and the final weights need; after: the training point again. A no-op for other
+    optimizers (accelerate's wrapper forwards train/eval only where the optimizer has them)."""
+    switch = callable(getattr(optimizer, "eval", None)) and callable(
+        getattr(optimizer, "train", None)
+    )
+    if switch:
+        optimizer.eval()
+    try:
+        yield
+    finally:
+        if switch:
+            optimizer.train()
+
+
 def build_optimizer(
     cfg: Mapping[str, Any], param_groups: list[dict[str, Any]], device_type: str
 ) -> torch.optim.Optimizer:
     name = cfg["optimizer"]
+    why = unavailable_reason(name, device_type)
+    if why:
+        raise OptimizerUnavailable(f"optimizer {name!r} is not available here: {why}")
     lr = param_groups[0]["lr"]
     if name == "adamw":
         return torch.optim.AdamW(
@@ -28,11 +77,6 @@ def build_optimizer(
             amsgrad=cfg["adam_amsgrad"],
         )
     if name == "adamw8bit":
-        if device_type != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
-            raise OptimizerUnavailable(
-                "optimizer adamw8bit needs an NVIDIA GPU (CUDA) and the bitsandbytes package "
-                f"(device here: {device_type}); choose adamw instead"
-            )
         import bitsandbytes as bnb
 
         return bnb.optim.AdamW8bit(
@@ -81,6 +125,37 @@ def build_optimizer(
             betas=(cfg["lion_beta1"], cfg["lion_beta2"]),
             weight_decay=cfg["lion_weight_decay"],
         )
+    if name == "lion8bit":
+        import bitsandbytes as bnb
+
+        return bnb.optim.Lion8bit(
+            param_groups,
+            lr=lr,
+            betas=(cfg["lion_beta1"], cfg["lion_beta2"]),
+            weight_decay=cfg["lion_weight_decay"],
+        )
+    if name == "adamw_schedulefree":
+        from schedulefree import AdamWScheduleFree
+
+        # Its warmup is its own (a scheduler's warmup would fight its averaging weights).
+        return AdamWScheduleFree(
+            param_groups,
+            lr=lr,
+            betas=(cfg["schedulefree_beta1"], cfg["schedulefree_beta2"]),
+            eps=cfg["schedulefree_epsilon"],
+            weight_decay=cfg["schedulefree_weight_decay"],
+            warmup_steps=cfg["schedulefree_warmup_steps"],
+        )
+    if name == "came":
+        from came_pytorch import CAME
+
+        return CAME(
+            param_groups,
+            lr=lr,
+            betas=(cfg["came_beta1"], cfg["came_beta2"], cfg["came_beta3"]),
+            eps=(cfg["came_epsilon1"], cfg["came_epsilon2"]),
+            weight_decay=cfg["came_weight_decay"],
+        )
     if name == "sgd":
         return torch.optim.SGD(
             param_groups,
@@ -99,6 +174,8 @@ def build_lr_scheduler(
     scheduler once per process (as the diffusers training scripts do)."""
     from diffusers.optimization import get_polynomial_decay_schedule_with_warmup, get_scheduler
 
+    if cfg["optimizer"] in SCHEDULE_FREE:
+        return get_scheduler("constant", optimizer)  # the optimizer is its own schedule
     name = cfg["lr_scheduler"]
     warmup = 0 if name == "constant" else cfg["lr_warmup_steps"] * num_processes
     total = total_steps * num_processes

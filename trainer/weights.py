@@ -78,6 +78,10 @@ def plain_lora(
     from peft.utils import get_peft_model_state_dict
 
     config = model.peft_config["default"]
+    if config.peft_type in ("LOHA", "LOKR"):  # LyCORIS: the same, folded in its own way
+        from trainer.adapters import plain_lycoris
+
+        return plain_lycoris(model)
     state = {k: v.detach().float().cpu() for k, v in get_peft_model_state_dict(model).items()}
     rank = config.r
     for name, module in model.named_modules():

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from nicegui import run, ui
 
-from app.routes.datasets_api import image_url, thumbnail_url
 from app.services.captions import CaptionError, write_caption
 from app.services.dataset_browser import ImageFilter, ImageItem, ImagePage, list_images
+from app.services.dataset_links import image_url, thumbnail_url
 from app.services.datasets import DatasetService
 from app.services.thumbnails import thumbnail_key
 

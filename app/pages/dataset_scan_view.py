@@ -57,6 +57,14 @@ def render_scan_result(result: ScanResult) -> None:
             "text-warning" if result.missing_captions else ""
         )
         ui.label(f"{result.smaller_than_resolution} smaller than {result.resolution}px")
+        if result.filtered:
+            ui.label(f"{len(result.filtered)} left out by size filters").classes(
+                "text-warning"
+            ).mark("scan-filtered-count")
+        if result.missing_masks:
+            ui.label(f"{len(result.missing_masks)} without mask").classes("text-warning")
+        if result.resized_masks:
+            ui.label(f"{len(result.resized_masks)} masks resized").classes("text-warning")
         ui.label(
             f"~{result.steps_per_epoch} steps per epoch alone (batch {result.batch_size}, repeats {result.repeats})"
         ).mark("scan-steps")
@@ -68,6 +76,31 @@ def render_scan_result(result: ScanResult) -> None:
         )
     if result.missing_captions:
         _file_list("Images without a caption", result.missing_captions, "scan-missing-captions")
+    if result.filtered:
+        reasons = ", ".join(f"{n} {why}" for why, n in result.filter_counts().items())
+        _file_list(
+            f"Left out by size filters: {reasons}",
+            [f"{name}: {why}" for name, why in result.filtered],
+            "scan-filtered",
+        )
+    if result.missing_masks:
+        _file_list(
+            "Images without a mask file (train unmasked)",
+            result.missing_masks,
+            "scan-missing-masks",
+        )
+    if result.resized_masks:
+        _file_list(
+            "Masks of another size than their image (resized to it)",
+            result.resized_masks,
+            "scan-resized-masks",
+        )
+    if result.unmasked_alpha:
+        _file_list(
+            "Images without an alpha channel (train unmasked)",
+            result.unmasked_alpha,
+            "scan-unmasked-alpha",
+        )
     with ui.row().classes("w-full gap-2 flex-wrap"):
         _bar_chart("Shorter side (px)", result.side_histogram, "pixels", "scan-side-histogram")
         _bar_chart(

@@ -1,8 +1,8 @@
 """The Datasets tab: the config's dataset entries, each edited with the registry's
-dataset-entry fields (the UI part's FieldsUI + the registry evaluator, scope dataset),
+dataset-entry fields (FieldsUI + the registry evaluator, scope dataset),
 plus folder picking inside the datasets root, browsing, scanning and the demo dataset.
 
-`render_datasets_tab(form, services)` is the "datasets" tab's context hook (TabService).
+`render_datasets_tab(form, services)` renders the "datasets" tab (the trainer page calls it).
 Every change goes through `form.set_datasets`, so dirty state, the draft and the run bar's
 problems follow as for any other field.
 """
@@ -17,44 +17,45 @@ from nicegui import run, ui
 
 from app.pages.dataset_gallery import DatasetGallery
 from app.pages.dataset_scan_view import render_scan_result
+from app.pages.fields_ui import FieldsUI
 from app.pages.folder_picker import open_folder_picker
 from app.services.container import Services
 from app.services.dataset_browser import OutsideRootError
 from app.services.dataset_scan import ScanResult, combined_steps_per_epoch
 from app.services.datasets import DatasetService, dataset_service, scan_warnings
 from app.services.field_views import describe
-from app.services.fields_ui import FieldsUI
-from app.services.form_state import BLANK_MESSAGE, FormState, coerce_value
+from app.services.form_state import FormState
 from app.services.tabs import DATASETS_TAB, SectionBundle
-from registry.catalogue import DATASET_FIELDS, TABS
+from registry.catalogue import DATASET_FIELDS, sections_of
+from registry.coercion import BLANK, BLANK_MESSAGE, from_widget
 from registry.evaluator import Evaluator, FieldState
 from registry.field import Scope
 from registry.validation import check_value, validate_config
-from trainer.demo_dataset import ensure_demo_dataset
+from tunerdeck_common.demo_dataset import ensure_demo_dataset
 
 DEMO_FOLDER = "demo"
-
-# The live tab of each client (tests look at it, as they do at trainer_page.PAGES).
-TABS_BY_CLIENT: dict[str, DatasetsTab] = {}
+KIND_LABELS = {"regularization": "regularization", "eval": "evaluation only"}
 
 
 def dataset_sections(
     entry: dict[str, Any], states: dict[str, FieldState], errors: dict[str, str]
 ) -> tuple[SectionBundle, ...]:
     """The entry's fields as the UI part's section bundles, in the registry's order."""
-    info = next((t for t in TABS if t.name == DATASETS_TAB), None)
-    grouped: dict[str, list[Any]] = {}
-    for spec in DATASET_FIELDS.values():
-        value = entry[spec.name] if spec.name in entry else copy.deepcopy(spec.default)
-        grouped.setdefault(spec.section, []).append(
-            describe(spec, value, states.get(spec.name), errors.get(spec.name))
+    return tuple(
+        SectionBundle(
+            section,
+            tuple(
+                describe(
+                    spec,
+                    entry[spec.name] if spec.name in entry else copy.deepcopy(spec.default),
+                    states.get(spec.name),
+                    errors.get(spec.name),
+                )
+                for spec in fields
+            ),
         )
-    order = list(info.sections if info else ()) + [
-        s for s in grouped if not info or s not in info.sections
-    ]
-    for fields in grouped.values():  # importance first, then declaration order (stable sort)
-        fields.sort(key=lambda view: view.importance.rank)
-    return tuple(SectionBundle(s, tuple(grouped[s])) for s in order if s in grouped)
+        for section, fields in sections_of(DATASETS_TAB, Scope.DATASET)
+    )
 
 
 class EntryCard:
@@ -78,6 +79,8 @@ class EntryCard:
             or Path(str(entry.get("path") or "")).name
             or f"dataset {self.index + 1}"
         )
+        kind = KIND_LABELS.get(str(entry.get("kind") or "train"), "")
+        name = f"{name} · {kind}" if kind else name  # training datasets need no label
         return name if entry.get("enabled", True) else f"{name} (disabled)"
 
     def build(self) -> None:
@@ -154,14 +157,14 @@ class EntryCard:
 
     def edit(self, name: str, value: Any) -> None:
         spec = DATASET_FIELDS[name]
-        value = coerce_value(spec, value)
+        value = from_widget(spec, value)
         datasets = copy.deepcopy(self.tab.form.datasets)
-        if value is None and spec.type.value in ("int", "float", "bool", "choice", "multi_choice"):
+        if value is BLANK:
             self.blanks.add(name)  # an emptied number box: keep the last value, say why
             self.fields.set_error(name, BLANK_MESSAGE)
             return
         self.blanks.discard(name)
-        datasets[self.index][name] = "" if value is None else value
+        datasets[self.index][name] = value
         self.tab.form.set_datasets(datasets)
         self.states, changed = self.evaluator.update(self.entry, name, self.states)
         self.fields.apply_states(changed)
@@ -289,7 +292,7 @@ class DatasetsTab:
         values = validate_config(self.form.config(), self.form.ctx).values
         scans: list[ScanResult] = []
         for entry in values.get("datasets") or []:
-            if entry.get("enabled"):
+            if entry.get("enabled") and entry.get("kind") != "eval":  # eval never trains
                 scan = self.service.last_scan(str(entry.get("path") or ""))
                 if scan is None:
                     self.estimate.text = "Scan the datasets to estimate the steps per epoch."
@@ -299,7 +302,7 @@ class DatasetsTab:
             self.estimate.text = ""
             return
         batch, accum = int(values["train_batch_size"]), int(values["gradient_accumulation_steps"])
-        steps = combined_steps_per_epoch(scans, batch, accum, int(values.get("num_processes", 1)))
+        steps = combined_steps_per_epoch(scans, batch, accum, int(values["num_processes"]))
         self.estimate.text = (
             f"~{steps} steps per epoch over {len(scans)} enabled dataset(s) "
             f"(batch {batch}, gradient accumulation {accum}, repeats included)"
@@ -356,10 +359,7 @@ class DatasetsTab:
 
 
 def render_datasets_tab(form: FormState, services: Services) -> DatasetsTab:
-    """The "datasets" tab's context hook (called by the trainer page via TabService)."""
+    """The "datasets" tab's context hook (called by the trainer page)."""
     tab = DatasetsTab(form, services)
     tab.build()
-    client = ui.context.client
-    TABS_BY_CLIENT[client.id] = tab
-    client.on_delete(lambda: TABS_BY_CLIENT.pop(client.id, None))
     return tab

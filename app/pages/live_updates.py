@@ -1,8 +1,11 @@
 """Throttled delivery of bus items to one browser client.
 
 Each item is appended to a per-client list (cheap, nothing dropped); the page's handler runs
-at most every `interval` seconds with everything that arrived since, in the client's context.
-An item arriving after a quiet spell is shown at once; under load updates are coalesced.
+with everything that arrived since its last run, in the client's context. An item arriving
+after a quiet spell is shown at once; under load runs are spaced by `interval` (25 ms: well
+under what a person notices) or, when the handler itself is slow, by a few times its own
+duration (up to `max_interval`), so a busy server coalesces more instead of falling behind.
+Pages throttle their expensive redraws (charts) on their own timers.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[list[Item]], Awaitable[None] | None]
 
-UPDATE_INTERVAL_S = 0.15
+UPDATE_INTERVAL_S = 0.025
+MAX_INTERVAL_S = 0.25
+BUSY_FACTOR = 3.0  # space runs by this many times the last run's duration
 
 
 class LiveUpdates:
@@ -32,12 +37,15 @@ class LiveUpdates:
         *,
         accept: Callable[[Item], bool] | None = None,
         interval: float = UPDATE_INTERVAL_S,
+        max_interval: float = MAX_INTERVAL_S,
         held: bool = False,
     ) -> None:
         self.bus = bus
         self.handler = handler
         self.accept = accept
         self.interval = interval
+        self.max_interval = max(interval, max_interval)
+        self._gap = interval  # the spacing now: grows with the handler's own duration
         self.client = ui.context.client
         self._pending: list[Item] = []
         self._last = 0.0
@@ -73,7 +81,7 @@ class LiveUpdates:
     def _schedule(self) -> None:
         if self._handle is not None or self._running or self._held:
             return
-        delay = max(0.0, self._last + self.interval - time.monotonic())
+        delay = max(0.0, self._last + self._gap - time.monotonic())
         self._handle = asyncio.get_running_loop().call_later(delay, self._flush)
 
     def _flush(self) -> None:
@@ -84,8 +92,8 @@ class LiveUpdates:
         background_tasks.create(self._run(), name="live-updates")
 
     async def _run(self) -> None:
+        started = self._last = time.monotonic()
         try:
-            self._last = time.monotonic()
             items, self._pending = self._pending, []
             with self.client:
                 result = self.handler(items)
@@ -94,6 +102,8 @@ class LiveUpdates:
         except Exception:
             log.exception("live update failed")
         finally:
+            took = time.monotonic() - started
+            self._gap = min(self.max_interval, max(self.interval, BUSY_FACTOR * took))
             self._running = False
             if self._pending and not self._closed:
                 self._schedule()

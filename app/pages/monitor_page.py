@@ -1,8 +1,10 @@
-"""The monitor view (/monitor, /monitor/{run_id}): loss and learning-rate charts with smoothing,
-validation images by step (click to enlarge), the log tail with a level filter, checkpoints,
-toasts for lifecycle changes, a banner while a run is active, and hardware telemetry.
+"""The monitor view (/monitor, /monitor/{run_id}): loss (with the eval loss beside it) and
+learning-rate charts with smoothing, validation images by step (click to enlarge), the log
+tail with a level filter, checkpoints, toasts for lifecycle changes, a banner while a run is
+active, and hardware telemetry.
 
-It reads a `RunDetail` once, then folds in the run's events as they arrive (throttled)."""
+It reads a `RunDetail` once, then folds in the run's events as they arrive (throttled) through
+`app.services.monitor_model.MonitorModel`, and applies what it says changed."""
 
 from __future__ import annotations
 
@@ -13,9 +15,8 @@ from nicegui import run, ui
 
 from app.pages.layout import NAV_LINKS, page_frame
 from app.pages.live_updates import LiveUpdates
-from app.pages.monitor_view import ChartData, format_bytes, line_chart
+from app.pages.monitor_view import format_bytes, line_chart
 from app.pages.run_bar import (
-    ACTIVE,
     fold_progress,
     format_duration,
     pick_current,
@@ -23,23 +24,19 @@ from app.pages.run_bar import (
     shows_stage,
     stage_view,
 )
+from app.pages.samples_grid import build_grid, draw_grid
 from app.services import hardware
+from app.services.chart_data import read_run
 from app.services.container import Services, get_services
-from app.services.event_bus import Item, LogLine
-from app.services.events import Event
-from app.services.run_service import RunDetail, RunError, RunInfo, ValidationStep
+from app.services.event_bus import Item
+from app.services.monitor_model import MonitorModel
+from app.services.run_service import RunDetail, RunError, RunInfo
 from app.services.stall import STALL_PREFIX
+from tunerdeck_common.runstate import RunState
 
 CHART_INTERVAL_S = 0.5
 NAN_PREFIX = "NonFiniteLoss: "  # how a failed run's message starts after a NaN stop
 LEVELS = ("all", "error", "warning", "info", "output")
-_TOAST = {
-    "completed": "positive",
-    "stopped": "info",
-    "failed": "negative",
-    "running": "info",
-    "stopping": "info",
-}
 _LEVEL_RANK = {"debug": 0, "output": 1, "info": 1, "warning": 2, "error": 3, "critical": 3}
 
 
@@ -50,11 +47,8 @@ class MonitorPage:
         self.detail: RunDetail | None = None
         self.smoothing = 0.6
         self.level = "all"
-        self.events_seen = 0  # events this view received (the bench compares with what was sent)
-        self.last_seq = 0
-        self.progress_seq = 0  # seq of the newest progress event drawn
-        self.loaded_seq = 0  # events up to this seq were in the detail the page was built from
-        self.stage: dict | None = None  # the latest stage event while the run starts
+        # The event stream folded into what this page shows (charts, seqs, stage).
+        self.model = MonitorModel(self.smoothing)
 
     async def build(self) -> None:
         page_frame(self.services, "/monitor")
@@ -85,15 +79,13 @@ class MonitorPage:
             self.live = LiveUpdates(
                 self.services.event_bus, self._on_items, accept=self._accept, held=True
             )
-            try:
-                self.detail = await service.get_detail(self.run_id)
+            try:  # the history is folded into the chart, never one object per step
+                self.detail = await read_run(service, self.run_id, self.model.chart)
             except RunError as exc:
                 self.live.close()
                 ui.label(exc.message).classes("text-negative").mark("monitor-error")
                 return
-            self.loaded_seq = self.detail.run.last_seq
-            self.chart = ChartData(self.smoothing)
-            self.chart.reset([(p.step, p.loss, p.lr) for p in self.detail.progress])
+            self.model.load(self.detail.run.last_seq, self.detail.evals)
             self._header()
             self.alerts = ui.column().classes("w-full gap-2").mark("alerts")
             run = self.detail.run
@@ -111,6 +103,11 @@ class MonitorPage:
                 ui.slider(
                     min=0, max=0.99, step=0.01, value=self.smoothing, on_change=self._set_smoothing
                 ).classes("w-48").mark("smoothing")
+                ui.space()
+                # The charts show each stretch's low and high; every step is in this file.
+                ui.link(
+                    "Full record (every step)", self._file_url("events.jsonl"), new_tab=True
+                ).classes("text-sm").mark("full-record")
             loss, lr = self._chart_series()
             with ui.row().classes("w-full no-wrap gap-2"):
                 self.loss_chart = (
@@ -173,8 +170,9 @@ class MonitorPage:
         self.state_badge.props(f"color={_state_color(run.state)}")
         self.progress.value = round(run.step / run.max_steps, 4) if run.max_steps else 0
         parts = [f"step {run.step}/{run.max_steps or '?'}"]
-        if shows_stage(run.state, run.step, self.stage):  # what the trainer is doing, counted
-            label, done = stage_view(self.stage)
+        stage = self.model.stage
+        if shows_stage(run.state, run.step, stage):  # what the trainer is doing, counted
+            label, done = stage_view(stage)
             parts = [label]
             self.progress.value = done or 0
             busy = done is None
@@ -189,13 +187,13 @@ class MonitorPage:
             parts.append(f"loss {run.loss:.4f}")
         if run.it_per_s:
             parts.append(f"{run.it_per_s:.2f} it/s")
-        if run.eta_s is not None and run.state in ACTIVE:
+        if run.eta_s is not None and run.state.is_active:
             parts.append(f"ETA {format_duration(run.eta_s)}")
         if run.duration_s is not None:
             parts.append(f"duration {format_duration(run.duration_s)}")
         self.summary.text = " · ".join(parts)
         self.message.text = run.message
-        active = run.state in ACTIVE or run.state == "queued"
+        active = run.state.is_active or run.state == RunState.QUEUED
         self.banner.visible = active
         self.banner_text.text = f"Run {run.id} is {run.state}" + (
             f": step {run.step}/{run.max_steps}" if run.max_steps else ""
@@ -220,7 +218,7 @@ class MonitorPage:
                 ui.label("\n".join(lines[-10:])).classes("text-xs font-mono whitespace-pre-wrap")
 
     def _chart_series(self) -> tuple[list[dict], list[dict]]:
-        return self.chart.loss_series(), self.chart.lr_series()
+        return self.model.loss_series(), self.model.lr_series()
 
     def _draw_charts(self) -> None:
         # setOption straight to the browser: keeping thousands of points in the element's
@@ -237,28 +235,8 @@ class MonitorPage:
     def _draw_gallery(self) -> None:
         assert self.detail is not None
         self.gallery.clear()
-        with self.gallery:
-            if not self.detail.validations:
-                ui.label("No validation images yet.").classes("text-sm text-grey-7").mark(
-                    "no-images"
-                )
-            for group in reversed(self.detail.validations):
-                self._draw_validation(group)
-
-    def _draw_validation(self, group: ValidationStep) -> None:
-        with ui.column().classes("gap-1").mark(f"validation-{group.step}"):
-            ui.label(f"step {group.step}").classes("text-sm font-medium")
-            with ui.row().classes("gap-2"):
-                for image in group.images:
-                    url = self._file_url(image["path"])
-                    with ui.column().classes("gap-0 items-center w-32"):
-                        ui.image(url).classes("w-32 h-32 cursor-pointer").mark(
-                            "validation-image"
-                        ).on(
-                            "click",
-                            lambda _, u=url, p=image["prompt"], s=group.step: _enlarge(u, p, s),
-                        )
-                        ui.label(image["prompt"]).classes("text-xs text-center")
+        with self.gallery:  # prompts (rows) x validation steps (columns)
+            draw_grid(build_grid(self.detail.validations), self._file_url)
 
     def _file_url(self, path: str) -> str:
         assert self.detail is not None
@@ -338,68 +316,24 @@ class MonitorPage:
         service = self.services.run_service
         if detail is None or service is None:
             return
-        progress = gallery = checkpoints = reload_points = False
-        latest: dict | None = None  # the newest progress data, folded into the header
-        ask_service = not items  # a poke (a change made elsewhere) or a state change
-        for item in items:
-            if isinstance(item, LogLine):
-                if item.text.startswith(STALL_PREFIX):
-                    self._show_alert({"kind": "stalled", "message": item.text[len(STALL_PREFIX) :]})
-                entry = {"ts": item.ts, "level": "output", "message": item.text}
-                detail.logs.append(entry)
-                self._push_log(entry)
-                continue
-            event: Event = item
-            self.events_seen += 1
-            self.last_seq = max(self.last_seq, event.seq)
-            if event.seq <= self.loaded_seq:
-                continue  # already in the detail this page was built from
-            data = event.data
-            if event.type == "progress":
-                if event.seq < self.progress_seq:  # a gap filled late: the service slots it in
-                    reload_points = True
-                    continue
-                self.progress_seq = event.seq
-                self.chart.add(int(data["step"]), data.get("loss"), data.get("lr"))
-                latest = data
-                progress = True
-            elif event.type == "stage":
-                self.stage = dict(data)
-            elif event.type == "alert":
-                self._show_alert(dict(data))
-            elif event.type == "validation":
-                gallery = True
-            elif event.type == "checkpoint":
-                checkpoints = ask_service = True
-            elif event.type == "lifecycle":
-                # (a resumed attempt's lower steps replace the old ones in ChartData.add)
-                checkpoints = ask_service = True
-                state = data["state"]
-                ui.notify(
-                    f"Run {event.run_id}: {state}. {data.get('message', '')}",
-                    type=_TOAST.get(state, "info"),
-                )
-            elif event.type == "error":
-                ask_service = True
-                ui.notify(
-                    f"Run {event.run_id} error: {data['message']}", type="negative", multi_line=True
-                )
-            if event.type in ("log", "lifecycle", "error"):
-                level = "error" if event.type == "error" else data.get("level", "info")
-                message = data.get("message", "")
-                if event.type == "lifecycle":
-                    message = f"{data['state']}: {message}"
-                entry = {"ts": event.ts, "level": level, "message": message}
-                detail.logs.append(entry)
-                self._push_log(entry)
-        if gallery or checkpoints or reload_points:
-            fresh = await service.get_detail(detail.run.id, include_progress=reload_points)
+        changes = self.model.fold(items)
+        for alert in changes.alerts:
+            self._show_alert(alert)
+        for entry in changes.logs:
+            detail.logs.append(entry)
+            self._push_log(entry)
+        for message, kind in changes.toasts:
+            ui.notify(message, type=kind, multi_line=kind == "negative")
+        progress = changes.charts
+        ask_service = changes.ask_service or not items  # a poke: a change made elsewhere
+        if changes.refetch:
+            fresh = await read_run(
+                service, detail.run.id, self.model.chart, points=changes.reload_points
+            )
             detail.validations, detail.checkpoints = fresh.validations, fresh.checkpoints
-            if reload_points:
-                self.chart.reset([(p.step, p.loss, p.lr) for p in fresh.progress])
-            if gallery:
+            if changes.gallery:
                 self._draw_gallery()
-            if checkpoints:
+            if changes.checkpoints:
                 self._draw_checkpoints()
             progress = True
         if ask_service:
@@ -407,31 +341,23 @@ class MonitorPage:
                 detail.run = await service.get_run(detail.run.id)
             except RunError:
                 return  # deleted meanwhile
-        elif latest is not None:
-            fold_progress(detail.run, latest)
+        elif changes.latest is not None:
+            fold_progress(detail.run, changes.latest)
         if progress:
             self.charts_dirty = (
                 True  # drawn by the chart timer: charts change at most twice a second
             )
         self._draw_header()
-        self.seen_label.text = f"{self.last_seq} {self.events_seen}"
+        self.seen_label.text = f"{self.model.last_seq} {self.model.events_seen}"
 
     def _set_smoothing(self, event: object) -> None:
         self.smoothing = float(getattr(event, "value", 0) or 0)
-        self.chart.set_weight(self.smoothing)
+        self.model.set_smoothing(self.smoothing)
         self._draw_charts()
 
     def _set_level(self, event: object) -> None:
         self.level = str(getattr(event, "value", "all") or "all")
         self._draw_log()
-
-
-def _enlarge(url: str, prompt: str, step: int) -> None:
-    with ui.dialog() as dialog, ui.card().mark("enlarged"):
-        ui.image(url).classes("w-[32rem] max-w-full")
-        ui.label(f"step {step}: {prompt}").classes("text-sm")
-        ui.button("Close", on_click=dialog.close).props("flat")
-    dialog.open()
 
 
 def _state_color(state: str) -> str:

@@ -7,18 +7,16 @@ The presets are registry/presets/*.toml (registry.presets); this module only sho
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nicegui import ui
 
 from app.pages.layout import transient_dialog
 from app.services import hardware
+from app.services.form_state import FormState
 from registry import presets
 from registry.estimate import estimate
 from registry.validation import validate_config
-
-if TYPE_CHECKING:
-    from app.pages.trainer_page import TrainerPage
 
 
 def _show(value: Any) -> str:
@@ -28,9 +26,8 @@ def _show(value: Any) -> str:
 
 
 class PresetActions:
-    def __init__(self, page: TrainerPage) -> None:
-        self.page = page
-        self.form = page.form
+    def __init__(self, form: FormState) -> None:
+        self.form = form
         self.before: dict[str, Any] | None = None  # the form before the last preset
 
     def render(self) -> None:

@@ -20,14 +20,13 @@ from app.services import hardware
 from app.services.container import Services
 from app.services.estimate_view import describe as describe_estimate
 from app.services.event_bus import Item
-from app.services.events import Event
 from app.services.form_state import FormState
 from app.services.preflight import Finding, preflight
 from app.services.run_service import RunError, RunInfo
 from registry.validation import Issue
+from tunerdeck_common.events import Event
 
 NO_RUN_SERVICE = "Runs are not available: this server has no run service yet."
-ACTIVE = ("starting", "running", "stopping")
 _TOASTS = {"running": "info", "stopped": "info", "completed": "positive", "failed": "negative"}
 
 
@@ -43,7 +42,7 @@ def format_duration(seconds: float | None) -> str:
 def pick_current(runs: list[RunInfo]) -> RunInfo | None:
     """The run a bar shows: active first, then the next queued, then the most recent."""
     for run in runs:
-        if run.state in ACTIVE:
+        if run.state.is_active:
             return run
     queued = sorted((r for r in runs if r.state == "queued"), key=lambda r: r.queue_position or 0)
     if queued:
@@ -208,7 +207,7 @@ class RunBar:
             )
         elif self.services.run_service is None:
             self.reason.text = NO_RUN_SERVICE
-        elif self.current is not None and self.current.state in ACTIVE:
+        elif self.current is not None and self.current.state.is_active:
             self.reason.text = "A run is active: Start adds the config to the queue."
         else:
             self.reason.text = ""
@@ -312,7 +311,7 @@ class RunBar:
             stats = []
             if run.it_per_s:
                 stats.append(f"{run.it_per_s:.2f} it/s")
-            if run.eta_s is not None and run.state in ACTIVE:
+            if run.eta_s is not None and run.state.is_active:
                 stats.append(f"ETA {format_duration(run.eta_s)}")
             if run.loss is not None:
                 stats.append(f"loss {run.loss:.4f}")

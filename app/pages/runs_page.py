@@ -1,5 +1,6 @@
-"""The runs history (/runs): every run with config name, state, steps, final loss and
-duration; open one, compare the loss curves of several, delete (after a confirmation), and
+"""The runs history (/runs): every run with config name, state, steps, final loss, eval loss
+(the newest and the best) and duration; open one, compare the loss and eval-loss curves of
+several, delete (after a confirmation), and
 the queue (move up/down, cancel)."""
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from nicegui import ui
 
 from app.pages.layout import NAV_LINKS, page_frame, transient_dialog
 from app.pages.live_updates import LiveUpdates
-from app.pages.monitor_view import line_chart, loss_series
+from app.pages.monitor_view import line_chart
 from app.pages.run_bar import format_duration, redraw_on_run_changes
+from app.services.chart_data import ChartData, read_run
 from app.services.container import Services, get_services
 from app.services.event_bus import Item
+from app.services.monitor_model import EvalSeries
 from app.services.run_service import RunError, RunInfo
-from trainer.repro import changes, read_record
+from tunerdeck_common.repro import changes, read_record
 
 _COLUMNS = [
     {"name": "id", "label": "Run", "field": "id", "align": "left", "sortable": True},
@@ -24,9 +27,19 @@ _COLUMNS = [
     {"name": "state", "label": "State", "field": "state", "align": "left", "sortable": True},
     {"name": "steps", "label": "Steps", "field": "steps", "align": "right"},
     {"name": "loss", "label": "Final loss", "field": "loss", "align": "right"},
+    {"name": "eval_loss", "label": "Eval loss (best)", "field": "eval_loss", "align": "right"},
     {"name": "duration", "label": "Duration", "field": "duration", "align": "right"},
     {"name": "created", "label": "Created", "field": "created", "align": "left", "sortable": True},
 ]
+
+
+def format_eval(last: float | None, best: float | None) -> str:
+    """The newest eval loss, and the best in brackets when an earlier one was lower."""
+    if last is None:
+        return "–"
+    if best is None or best >= last:
+        return f"{last:.4f}"
+    return f"{last:.4f} ({best:.4f})"
 
 
 def _row(run: RunInfo) -> dict[str, object]:
@@ -37,6 +50,7 @@ def _row(run: RunInfo) -> dict[str, object]:
         + (f" #{run.queue_position + 1}" if run.queue_position is not None else ""),
         "steps": f"{run.step}/{run.max_steps or '?'}",
         "loss": f"{run.loss:.4f}" if run.loss is not None else "–",
+        "eval_loss": format_eval(run.eval_loss, run.best_eval_loss),
         "duration": format_duration(run.duration_s),
         "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at)),
     }
@@ -73,9 +87,10 @@ class RunsPage:
                 ui.button("Delete", icon="delete", on_click=self._confirm_delete).props(
                     "no-caps color=negative"
                 ).mark("delete-runs")
-            self.compare_chart = ui.echart(line_chart("loss (smoothed)", [])).classes("w-full h-72")
-            self.compare_chart.mark("compare-chart")
-            self.compare_chart.visible = False
+            # The chart is made on the first comparison: an echart, even hidden, makes the
+            # browser load the charting library before the page is usable.
+            self.compare_box = ui.column().classes("w-full")
+            self.compare_chart: ui.echart | None = None
         await self.refresh()
         self.live = LiveUpdates(
             self.services.event_bus, lambda _items: self.refresh(), accept=_is_event
@@ -173,14 +188,23 @@ class RunsPage:
             return
         series = []
         for run_id in ids:
-            try:
-                detail = await self.services.run_service.get_detail(run_id)
+            chart = ChartData(0.6)
+            try:  # folded into the chart, downsampled: never one object per step
+                detail = await read_run(self.services.run_service, run_id, chart)
             except RunError:
                 continue
-            smoothed = loss_series([(p.step, p.loss) for p in detail.progress], 0.6, name=run_id)[1]
+            smoothed = chart.loss_series(run_id)[1]
             series.append({**smoothed, "name": run_id})
+            if detail.evals:  # dashed, on the same axes: held-out loss against training loss
+                evals = EvalSeries((p.step, p.loss) for p in detail.evals).series(f"{run_id} eval")
+                series.append({**evals, "lineStyle": {"type": "dashed"}})
+        if self.compare_chart is None:
+            with self.compare_box:
+                self.compare_chart = ui.echart(
+                    line_chart("loss (smoothed), eval loss dashed", [])
+                ).classes("w-full h-72")
+                self.compare_chart.mark("compare-chart")
         self.compare_chart.options["series"] = series
-        self.compare_chart.visible = True
         self.compare_chart.update()
 
     async def _confirm_delete(self) -> None:

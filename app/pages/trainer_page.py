@@ -7,21 +7,22 @@ and every edit goes through it. The draft is mirrored into app.storage.user so a
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nicegui import ElementFilter, app, ui
 from nicegui.element import Element
 
-from app.pages.config_actions import ConfigActions
+from app.pages.config_toolbar import ConfigToolbar
+from app.pages.datasets_tab import render_datasets_tab
+from app.pages.fields_ui import FieldsUI
 from app.pages.folder_picker import open_folder_picker
 from app.pages.layout import apply_theme, page_frame, set_dirty_flag, transient_dialog
 from app.pages.onboarding import Onboarding
 from app.pages.preferences import open_preferences
 from app.pages.run_bar import RunBar
 from app.services.container import Services, get_services
-from app.services.field_views import ADVANCED_LEVELS
-from app.services.fields_ui import FieldsUI
+from app.services.field_views import ADVANCED_LEVELS, FieldView, describe
 from app.services.form_state import FieldChange, FormState
 from app.services.tabs import DATASETS_TAB
 from registry.catalogue import DATASET_FIELDS, FIELDS
@@ -29,6 +30,10 @@ from registry.family_defaults import family_changes
 
 DRAFT_KEY = "trainer_draft"
 TAB_KEY = "trainer_tab"
+
+# What a tab renders beyond its fields: hook(form, services) returns the view it built.
+ContextHook = Callable[[FormState, Services], Any]
+CONTEXT_HOOKS: Mapping[str, ContextHook] = {DATASETS_TAB: render_datasets_tab}
 
 # Edits that tick an onboarding step.
 _ONBOARDING_FIELDS = {
@@ -49,12 +54,15 @@ class TrainerPage:
         self.form.listeners.append(self._on_change)
         self.form.reload_listeners.append(self._on_reload)
         prefs = services.prefs.prefs
-        self.fields = FieldsUI(self._edit, self._pick_folder, show_advanced=prefs.show_advanced)
+        self.fields = FieldsUI(
+            self._edit,
+            self._pick_folder,
+            show_advanced=prefs.show_advanced,
+            current_view=self._field_view,  # rows that start hidden are built when first shown
+        )
         self.rendered: dict[str, ui.element] = {}
         self.context_views: dict[str, Any] = {}  # what context hooks built (the datasets tab)
         self._slots: dict[str, ui.element] = {}
-        self.suppress_selector = False
-        self.last_apply_ms = 0.0  # server time of the last edit, for bench/ui.py
 
     # ---- layout --------------------------------------------------------------------------
     def build(self) -> None:
@@ -63,7 +71,7 @@ class TrainerPage:
         ui.add_head_html(
             f"<script>window.tunerdeckDirty = {'true' if self.form.dirty else 'false'};</script>"
         )
-        self.actions = ConfigActions(self)
+        self.actions = ConfigToolbar(self.services, self.form, self.after_save)
         with frame.header_left:
             self.name_label = ui.label(self._name_text()).classes("font-medium").mark("config-name")
             self.dirty_badge = ui.badge("unsaved changes", color="orange").mark("dirty")
@@ -101,7 +109,7 @@ class TrainerPage:
             if initial not in {t.name for t in tabs_meta}:
                 initial = tabs_meta[0].name
             with (
-                ui.tabs(value=initial)
+                ui.tabs(value=initial)  # type: ignore[arg-type]  # a tab's name works as well
                 .props("inline-label outside-arrows mobile-arrows dense")
                 .classes("w-full") as self.tabs
             ):
@@ -116,6 +124,13 @@ class TrainerPage:
         self.run_bar = RunBar(self.form, self.services, self.jump_to)
         self._render_tab(initial)
         self.fields.sync_errors(self._errors())
+
+    def _field_view(self, name: str) -> FieldView:
+        """A field as the form has it now (a row built late shows the latest value)."""
+        error = self.form.field_error(name) or next(
+            (i.message for i in self.form.problems() if i.path == name), None
+        )
+        return describe(FIELDS[name], self.form.value(name), self.form.states.get(name), error)
 
     def _name_text(self) -> str:
         return self.form.config_name or "Unsaved config"
@@ -143,12 +158,9 @@ class TrainerPage:
                     ui.button("Why are some settings hidden?", icon="visibility_off").props(
                         "flat dense no-caps size=sm"
                     ).on("click", lambda n=name: self._why_hidden(n)).mark(f"why-hidden-{name}")
-            if spec.context_hook is not None:
-                self.context_views[name] = spec.context_hook(self.form, self.services)
-            elif name == DATASETS_TAB:
-                ui.label("The dataset editor is not installed in this build.").classes(
-                    "text-grey-7"
-                ).mark("datasets-placeholder")
+            hook = CONTEXT_HOOKS.get(name)
+            if hook is not None:
+                self.context_views[name] = hook(self.form, self.services)
             bundle = self.services.tabs.bundle(name, self.form)
             self.fields.render_sections(bundle.sections)
         self.fields.sync_errors(self._errors())
@@ -159,8 +171,8 @@ class TrainerPage:
             ui.card().classes("w-[40rem] max-w-full").mark("why-hidden"),
         ):
             ui.label(f"Hidden settings in {self.services.tabs.get(tab).title}").classes("text-h6")
-            rows = [(f, self.hidden_reason(f.name)) for f in self.services.tabs.fields(tab)]
-            rows = [(f, r) for f, r in rows if r]
+            fields = self.services.tabs.fields(tab)
+            rows = [(f, reason) for f in fields if (reason := self.hidden_reason(f.name))]
             if not rows:
                 ui.label("Every setting of this tab is shown.")
             with ui.column().classes("gap-1 max-h-96 overflow-auto"):
@@ -182,10 +194,8 @@ class TrainerPage:
 
     # ---- edits ---------------------------------------------------------------------------
     def _edit(self, name: str, value: Any) -> None:
-        started = time.perf_counter()
         before = self.form.value("model_family")
         self.form.set_value(name, value)
-        self.last_apply_ms = (time.perf_counter() - started) * 1000
         if name == "model_family" and value != before:
             self._family_defaults_moved(before, str(value))
 
@@ -228,16 +238,10 @@ class TrainerPage:
         self.name_label.text = self._name_text()
         self._show_dirty()
         self._save_draft()
-        for (
-            name,
-            slot,
-        ) in self.rendered.items():  # hook-rendered content (datasets) re-reads the form
-            spec = self.services.tabs.get(name)
-            if spec.context_hook is not None and name == DATASETS_TAB:
-                slot.clear()
-                del self.rendered[name]
-                self._render_tab(name)
-                break
+        # Hook-rendered content (the datasets tab) re-reads the form.
+        for name in [n for n in self.rendered if n in CONTEXT_HOOKS]:
+            self.rendered.pop(name).clear()
+            self._render_tab(name)
 
     def _errors(self) -> dict[str, str]:
         errors = {
@@ -260,9 +264,6 @@ class TrainerPage:
         self.name_label.text = self._name_text()
         self._show_dirty()
         self._save_draft()
-
-    def after_rename(self) -> None:
-        self.after_save()
 
     # ---- advanced, search, jump ----------------------------------------------------------
     def _set_advanced(self, show: bool) -> None:
@@ -362,16 +363,9 @@ class TrainerPage:
         apply_theme(self.dark, theme)
 
 
-# The live page of each connected client, by client id (tests and bench/ui.py inspect it).
-PAGES: dict[str, TrainerPage] = {}
-
-
 def render_trainer_page() -> TrainerPage:
     page = TrainerPage(get_services(), app.storage.user)
     page.build()
-    client = ui.context.client
-    PAGES[client.id] = page
-    client.on_delete(lambda: PAGES.pop(client.id, None))
     return page
 
 

@@ -9,58 +9,84 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Header, Response
+from pydantic import BaseModel, Field
 
-from app.services.container import get_services
-from app.services.events import EventError, parse_event
+from app.routes.api import ApiRoute, ModelJSONResponse, error_responses
+from app.routes.deps import EventSinkDep
+from app.services.run_service import RunError
+from tunerdeck_common.events import EventError, parse_event
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["callbacks"])
 
 MAX_BATCH = 5000
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+class CallbackBatch(BaseModel):
+    run_id: str | None = None
+    events: list[Any] = Field(description="events of that run (each checked on its own)")
+
+
+class RejectedEvent(BaseModel):
+    index: int
+    seq: Any = None
+    error: str
+
+
+class CallbackResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[RejectedEvent] = []
+    error: str | None = Field(None, description="set when some events were refused (422)")
+
+
+router = APIRouter(
+    tags=["callbacks"],
+    responses={
+        **error_responses(400, 401, 403, 413, 415, 503),
+        422: {"model": CallbackResult, "description": "some events were refused, the rest kept"},
+    },
+    route_class=ApiRoute,
+    default_response_class=ModelJSONResponse,
+)
+
+REFUSED = (
+    "Unknown run, or a missing or wrong bearer token for it: this server did not "
+    "start that run with that token."
+)
+
+
+def _token_ok(sink: Any, run_id: Any, authorization: str) -> bool:
+    known = isinstance(run_id, str) and sink.known(run_id)
+    expected = (sink.token_of(run_id) if known else None) or ""
+    # Compared even for an unknown run, so the answer's timing says nothing either.
+    matches = secrets.compare_digest(
+        authorization[7:].encode() if authorization.startswith("Bearer ") else b"",
+        (expected or "-").encode(),
+    )
+    return bool(known and expected and matches)
 
 
 @router.post("/callbacks")
-async def callbacks(request: Request) -> JSONResponse:
-    service = get_services().run_service
-    if service is None:
-        return _error(503, "This server supervises no runs.")
-    try:
-        body = await request.json()
-    except (ValueError, RecursionError):  # RecursionError: nested too deeply
-        return _error(400, 'The body must be JSON: {"run_id": ID, "events": [...]}.')
-    events = body.get("events") if isinstance(body, dict) else body
-    if not isinstance(events, list):
-        return _error(400, 'The body must be {"run_id": ID, "events": [...]} or a list of events.')
+async def callbacks(
+    body: Annotated[CallbackBatch | list[Any], Body()],
+    sink: EventSinkDep,
+    response: Response,
+    authorization: Annotated[str, Header()] = "",
+) -> CallbackResult:
+    events = body.events if isinstance(body, CallbackBatch) else body
     if len(events) > MAX_BATCH:
-        return _error(413, f"At most {MAX_BATCH} events per request; send smaller batches.")
-    run_id = body.get("run_id") if isinstance(body, dict) else None
+        raise RunError(f"At most {MAX_BATCH} events per request; send smaller batches.", 413)
+    run_id = body.run_id if isinstance(body, CallbackBatch) else None
     if run_id is None and events and isinstance(events[0], dict):
         run_id = events[0].get("run_id")
-    known = isinstance(run_id, str) and service.known(run_id)
-    token = request.headers.get("authorization", "")
-    expected = (service.token_of(run_id) if known else None) or ""
-    # Compared even for an unknown run, so the answer's timing says nothing either.
-    token_ok = secrets.compare_digest(
-        token[7:].encode() if token.startswith("Bearer ") else b"", (expected or "-").encode()
-    )
-    if not (known and expected and token_ok):
+    if not _token_ok(sink, run_id, authorization):
         log.warning("callback for run %r refused: unknown run or wrong or missing token", run_id)
-        return _error(
-            401,
-            "Unknown run, or a missing or wrong bearer token for it: this server did not "
-            "start that run with that token.",
-        )
+        raise RunError(REFUSED, 401)
 
-    accepted = duplicates = 0
-    rejected: list[dict[str, Any]] = []
+    result = CallbackResult(accepted=0, duplicates=0)
     for index, raw in enumerate(events):
         try:
             event = parse_event(raw)
@@ -68,17 +94,16 @@ async def callbacks(request: Request) -> JSONResponse:
                 raise EventError(f"run_id {event.run_id!r} differs from the batch's run {run_id!r}")
         except EventError as exc:
             seq = raw.get("seq") if isinstance(raw, dict) else None
-            rejected.append({"index": index, "seq": seq, "error": str(exc)})
+            result.rejected.append(RejectedEvent(index=index, seq=seq, error=str(exc)))
             log.warning("run %s: malformed event #%s refused: %s", run_id, index, exc)
             continue
-        if service.ingest(event):
-            accepted += 1
+        if sink.ingest(event):
+            result.accepted += 1
         else:
-            duplicates += 1
-    payload = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
-    if rejected:
-        payload["error"] = (
-            f"{len(rejected)} malformed event(s) refused; the other events were kept."
+            result.duplicates += 1
+    if result.rejected:
+        result.error = (
+            f"{len(result.rejected)} malformed event(s) refused; the other events were kept."
         )
-        return JSONResponse(payload, status_code=422)
-    return JSONResponse(payload)
+        response.status_code = 422
+    return result

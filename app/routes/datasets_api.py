@@ -1,43 +1,40 @@
 """Dataset images over HTTP: cached thumbnails (ETag + Cache-Control) and the originals.
 
 Only files inside the datasets root of the preferences are served; anything else, by
-`..` or by a symbolic link, is a 403 with the reason. Handlers are plain functions, so
-FastAPI runs them in its thread pool and a cold thumbnail never blocks the event loop.
+`..` or by a symbolic link, is a 403 with the reason (ErrorBody). Handlers are plain
+functions, so FastAPI runs them in its thread pool and a cold thumbnail never blocks the
+event loop. The URLs are built by app.services.dataset_links.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException
 from fastapi.responses import FileResponse, Response
 
-from app.services.container import get_services
+from app.routes.api import COMMON_ERRORS, ApiRoute, error_responses
+from app.routes.deps import DatasetServiceDep
 from app.services.dataset_browser import OutsideRootError
+from app.services.dataset_links import DATASETS_API_PREFIX, image_url, thumbnail_url
 from app.services.dataset_scan import IMAGE_EXTENSIONS
-from app.services.datasets import DatasetService, dataset_service
+from app.services.datasets import DatasetService
 from app.services.thumbnails import MEDIA_TYPE, ThumbnailError, thumbnail_key
 
-router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+__all__ = ["image_url", "router", "thumbnail_url"]
+
+router = APIRouter(
+    prefix=DATASETS_API_PREFIX,
+    tags=["datasets"],
+    responses={**COMMON_ERRORS, **error_responses(404)},
+    route_class=ApiRoute,
+)
 
 # A thumbnail URL carries the image's version (?v=key), so the browser may keep it a long
 # time; without it the browser revalidates with If-None-Match and usually gets a 304.
 VERSIONED_CACHE = "private, max-age=31536000, immutable"
 UNVERSIONED_CACHE = "private, max-age=0, must-revalidate"
-
-
-def thumbnail_url(image: Path, version: str | None = None) -> str:
-    url = f"/api/datasets/thumbnail?path={quote(str(image))}"
-    return f"{url}&v={version}" if version else url
-
-
-def image_url(image: Path) -> str:
-    return f"/api/datasets/image?path={quote(str(image))}"
-
-
-def _service() -> DatasetService:
-    return dataset_service(get_services())
 
 
 def _image_path(service: DatasetService, path: str) -> Path:
@@ -56,16 +53,23 @@ def _image_path(service: DatasetService, path: str) -> Path:
     return image
 
 
-@router.get("/thumbnail")
-def get_thumbnail(request: Request, path: str, v: str | None = None) -> Response:
-    service = _service()
+_IMAGE = {200: {"content": {"image/*": {}}, "description": "the image"}}
+
+
+@router.get("/thumbnail", response_class=Response, responses=_IMAGE)
+def get_thumbnail(
+    service: DatasetServiceDep,
+    path: str,
+    v: str | None = None,
+    if_none_match: Annotated[str, Header()] = "",
+) -> Response:
     image = _image_path(service, path)
     cache_control = VERSIONED_CACHE if v else UNVERSIONED_CACHE
     try:
         etag = f'"{thumbnail_key(image)}"'
     except OSError as exc:
         raise HTTPException(status_code=404, detail=f"{image.name} cannot be read") from exc
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+    if etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache_control})
     try:
         thumb = service.thumbnails.get(image)
@@ -79,8 +83,8 @@ def get_thumbnail(request: Request, path: str, v: str | None = None) -> Response
     )
 
 
-@router.get("/image")
-def get_image(path: str) -> FileResponse:
-    image = _image_path(_service(), path)
+@router.get("/image", response_class=FileResponse, responses=_IMAGE)
+def get_image(service: DatasetServiceDep, path: str) -> FileResponse:
+    image = _image_path(service, path)
     # Starlette adds ETag and Last-Modified from the file's stat.
     return FileResponse(image, headers={"Cache-Control": UNVERSIONED_CACHE})

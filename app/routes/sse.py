@@ -24,17 +24,24 @@ import json
 import math
 import weakref
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from app.services.container import get_services
+from app.routes.api import COMMON_ERRORS, ApiRoute, error_responses
+from app.routes.deps import EventBusDep, RunServiceDep
 from app.services.event_bus import EventBus, LogLine, Subscription, _SeqTracker
-from app.services.events import Event
 from app.services.run_service import RunError, RunService
+from tunerdeck_common.events import Event
 
-router = APIRouter(prefix="/api", tags=["streams"])
+router = APIRouter(
+    prefix="/api",
+    tags=["streams"],
+    responses={**COMMON_ERRORS, **error_responses(404)},
+    route_class=ApiRoute,
+)
+_STREAM = {200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}}
 
 PING_S: float = 15.0  # heartbeat comment interval: keeps proxies from closing idle streams
 SEND_TIMEOUT_S: float = 60.0  # a client whose socket accepts nothing for this long is dropped
@@ -44,13 +51,6 @@ LINES_QUEUE: int = 2000  # output lines a stream may hold unsent before it is cu
 # catches up from events.jsonl): a client that stops reading holds at most this many until
 # the send timeout drops it, instead of the bus's whole queue.
 EVENTS_QUEUE: int = 1000
-
-
-def _sources() -> tuple[RunService, EventBus]:
-    services = get_services()
-    if services.run_service is None or services.event_bus is None:
-        raise RunError("This server has no run service.", 503)
-    return services.run_service, services.event_bus
 
 
 def _message(event: Event, event_id: str) -> ServerSentEvent:
@@ -177,12 +177,23 @@ def parse_all_cursor(text: str | None) -> tuple[str, int] | None:
     return run_id, int(seq)
 
 
-@router.get("/runs/{run_id}/stream", response_model=None)
-async def run_stream(request: Request, run_id: str, after: int | None = None) -> Any:
+@router.get(
+    "/runs/{run_id}/stream",
+    response_model=None,
+    response_class=EventSourceResponse,
+    responses=_STREAM,
+)
+async def run_stream(
+    request: Request,
+    run_id: str,
+    service: RunServiceDep,
+    bus: EventBusDep,
+    after: int | None = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Any:
     """Events of one run after `Last-Event-ID` (or `?after=`), then live ones as they come."""
-    service, bus = _sources()
     await service.get_run(run_id)  # 404 before the stream starts
-    header = parse_run_cursor(request.headers.get("last-event-id"))
+    header = parse_run_cursor(last_event_id)
     start = header if header is not None else max(after or 0, 0)
 
     async def content() -> AsyncIterator[ServerSentEvent]:
@@ -299,13 +310,21 @@ async def _all_catch_up(
     return events, False
 
 
-@router.get("/events/stream", response_model=None)
-async def all_events_stream(request: Request, after: str | None = None, logs: bool = False) -> Any:
+@router.get(
+    "/events/stream", response_model=None, response_class=EventSourceResponse, responses=_STREAM
+)
+async def all_events_stream(
+    request: Request,
+    service: RunServiceDep,
+    bus: EventBusDep,
+    after: str | None = None,
+    logs: bool = False,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Any:
     """Events of every run, live; with `Last-Event-ID: run_id:seq` (or `?after=`) first
     everything after that event. Without a cursor only new events are sent. `logs=true`
     adds the trainers' output lines (`log` events without an id)."""
-    service, bus = _sources()
-    cursor = parse_all_cursor(request.headers.get("last-event-id")) or parse_all_cursor(after)
+    cursor = parse_all_cursor(last_event_id) or parse_all_cursor(after)
 
     def ident(event: Event) -> str:
         return f"{event.run_id}:{event.seq}"

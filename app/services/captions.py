@@ -1,6 +1,6 @@
 """Captions of dataset images: where they come from, and atomic edits of sidecar files.
 
-The caption the trainer will use comes from `trainer.dataset_rules.caption_for` (torch-free),
+The caption the trainer will use comes from `tunerdeck_common.dataset_rules.caption_for` (torch-free),
 so the browser shows exactly what the model is trained with.
 """
 

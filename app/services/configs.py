@@ -13,7 +13,9 @@ from typing import Any, Literal
 from registry.catalogue import FIELDS
 from registry.cli import command_line
 from registry.config_io import ConfigFileError, dumps_json, dumps_toml, parse_config_text
+from registry.defaults import default_config
 from registry.family_defaults import default_for
+from registry.launch import launch_args
 
 Format = Literal["toml", "json"]
 
@@ -85,7 +87,9 @@ def command_lines(
 ) -> dict[str, str]:
     """Both command lines; remembered launcher settings apply unless the config sets them."""
     launch_config = {**(accelerate_overrides or {}), **config}
+    family = launch_config.get("model_family")
+    effective = {**default_config(family if isinstance(family, str) else None), **launch_config}
     return {
         "python": command_line(config, "python"),
-        "accelerate": command_line(launch_config, "accelerate"),
+        "accelerate": command_line(launch_config, "accelerate", launch_args(effective)),
     }

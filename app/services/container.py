@@ -1,21 +1,25 @@
-"""The process-wide services, built once and handed to every page (tests swap them in).
-
-Other parts add their own services as attributes (run_service, event_bus, datasets...):
-either pass them to `Services(...)` through `extras`, or set them after `build_services()`.
+"""The process-wide services, built once at start-up and handed to every page and route
+(tests build their own). Services never import pages, routes or NiceGUI widgets.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from app.services.platform import detect_platform
-from app.services.tabs import DATASETS_TAB, TabService
+from app.services.tabs import TabService
 from registry.evaluator import PlatformContext
+from registry.platform import detect_platform
 from state.config_store import ConfigStore
-from state.paths import data_dir
+from state.run_records import RunRecordStore
 from state.web_ui_state import WebUIStateStore
+from tunerdeck_common.paths import data_dir
+
+if TYPE_CHECKING:  # imported where built: trainer mode and the tests need only some of them
+    from app.services.datasets import DatasetService
+    from app.services.event_bus import EventBus
+    from app.services.run_service import RunService
 
 
 @dataclass
@@ -24,11 +28,10 @@ class Services:
     configs: ConfigStore
     tabs: TabService
     platform: PlatformContext
-    # Filled by other parts; pages check for None and show a clear "not available" state.
-    run_service: Any = None
-    event_bus: Any = None
-    datasets: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    # None where this process has none; pages then show a clear "not available" state.
+    run_service: RunService | None = None
+    event_bus: EventBus | None = None
+    datasets: DatasetService | None = None
 
     def allowed_roots(self) -> list[Path]:
         """Folders the server-side folder picker may show."""
@@ -46,34 +49,38 @@ def build_services(
     prefs_path: Path | None = None,
     configs_root: Path | None = None,
     platform: PlatformContext | None = None,
-    nicegui_hooks: bool = True,
     trainer_url: str | None = None,
     trainer_token: str | None = None,
+    callback_url: str | None = None,
 ) -> Services:
-    """`nicegui_hooks=False` (trainer mode) leaves NiceGUI unimported; the caller then starts
-    and shuts down the run service itself."""
+    """The services of one process: with `trainer_url` (webui mode) a trainer-mode server's
+    runs, else this machine's, whose trainers report to `callback_url` (default: the
+    server's own). The server that hosts them starts and shuts down the run service
+    (`install(app)` for NiceGUI's app, a lifespan for the trainer server)."""
     services = Services(
         prefs=WebUIStateStore(prefs_path),
         configs=ConfigStore(configs_root),
-        # Without NiceGUI no tab is drawn: a placeholder keeps the datasets tab's page module
-        # (NiceGUI) from being imported.
-        tabs=TabService() if nicegui_hooks else TabService(hooks={DATASETS_TAB: None}),  # type: ignore[dict-item]
+        tabs=TabService(),
         platform=platform or detect_platform(),
     )
+    from app.services.event_bus import EventBus
+
+    services.event_bus = EventBus()
     if trainer_url:  # webui mode: no local runs, a trainer-mode server's instead
-        from app.services.event_bus import EventBus
         from app.services.remote_run_service import RemoteRunService
 
-        services.event_bus = EventBus()
         services.run_service = RemoteRunService(services.event_bus, trainer_url, trainer_token)
-        if nicegui_hooks:
-            from nicegui import app
+    else:
+        from app.services.run_supervisor import LocalRunService
 
-            services.run_service.install(app)
-        return services
-    from app.services.run_wiring import attach_run_service  # runs part: event bus + run service
-
-    attach_run_service(services, install=nicegui_hooks)
+        services.run_service = LocalRunService(
+            services.event_bus,
+            RunRecordStore(),
+            services.configs,
+            services.prefs,
+            services.platform,
+            callback_url=callback_url,
+        )
     return services
 
 

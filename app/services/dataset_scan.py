@@ -21,7 +21,13 @@ from PIL import Image
 
 from app.services import buckets as bucket_maths
 from app.services.captions import CaptionError, read_caption
-from trainer.dataset_rules import IMAGE_EXTENSIONS
+from tunerdeck_common.dataset_rules import (
+    IMAGE_EXTENSIONS,
+    caption_strategy,
+    is_mask_file,
+    mask_file_for,
+    size_filter_reason,
+)
 
 _EXIF_ORIENTATION = 0x0112
 _ROTATED = {5, 6, 7, 8}  # orientations that swap width and height
@@ -136,6 +142,12 @@ class ScanResult:
     readable_count: int = 0
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (file name, why)
     missing_captions: list[str] = field(default_factory=list)  # readable images without a caption
+    kind: str = "train"  # the entry's kind: train, regularization or eval
+    # Readable images the size filters leave out: (file name, why); they never train.
+    filtered: list[tuple[str, str]] = field(default_factory=list)
+    missing_masks: list[str] = field(default_factory=list)  # mask_source file: no mask found
+    resized_masks: list[str] = field(default_factory=list)  # masks of another size: resized
+    unmasked_alpha: list[str] = field(default_factory=list)  # mask_source alpha: no alpha
     side_histogram: dict[str, int] = field(default_factory=dict)  # shorter side -> images
     aspect_histogram: dict[str, int] = field(default_factory=dict)  # width/height -> images
     images_per_bucket: dict[str, int] = field(default_factory=dict)
@@ -150,8 +162,20 @@ class ScanResult:
     bucket_counts: dict[tuple[int, int], int] = field(default_factory=dict, repr=False)
 
     @property
+    def trained_count(self) -> int:
+        """Readable images that pass the size filters."""
+        return self.readable_count - len(self.filtered)
+
+    @property
     def ok(self) -> bool:
-        return self.error is None and self.readable_count > 0
+        return self.error is None and self.trained_count > 0
+
+    def filter_counts(self) -> dict[str, int]:
+        """Why the size filters left images out, with how many each."""
+        counts: dict[str, int] = {}
+        for _name, why in self.filtered:
+            counts[why] = counts.get(why, 0) + 1
+        return counts
 
     def summary(self) -> str:
         if self.error:
@@ -161,6 +185,12 @@ class ScanResult:
             parts.append(f"{len(self.unreadable)} unreadable")
         if self.missing_captions:
             parts.append(f"{len(self.missing_captions)} without caption")
+        if self.filtered:
+            parts.append(f"{len(self.filtered)} left out by size filters")
+        if self.missing_masks:
+            parts.append(f"{len(self.missing_masks)} without mask")
+        if self.resized_masks:
+            parts.append(f"{len(self.resized_masks)} masks resized")
         parts.append(f"{len(self.samples_per_bucket)} buckets")
         parts.append(f"~{self.steps_per_epoch} steps/epoch")
         return ", ".join(parts)
@@ -200,15 +230,40 @@ def aspect_bin(width: int, height: int) -> str:
 
 
 def _has_caption(image: Path, entry: Mapping[str, Any]) -> bool:
-    source = entry.get("caption_source", "sidecar")
-    if source == "filename":
+    source = caption_strategy(entry)
+    if source in ("filename", "textfile_or_filename"):
         return True
     if source == "instance_prompt":
-        return bool(str(entry.get("instance_prompt", "")).strip())
+        return bool(str(entry["instance_prompt"]).strip())
     try:
-        return bool(read_caption(image, entry.get("caption_extension", ".txt")))
+        return bool(read_caption(image, entry["caption_extension"]))
     except CaptionError:
         return False
+
+
+def _check_mask(
+    image: Path, size: tuple[int, int], entry: Mapping[str, Any], result: ScanResult
+) -> None:
+    """Record what the trainer will do about this image's loss mask (the trainer's rules)."""
+    source = entry["mask_source"]
+    if source == "file":
+        mask = mask_file_for(image)
+        if mask is None:
+            result.missing_masks.append(image.name)
+            return
+        probe = probe_image(mask)
+        if probe.ok and (probe.width, probe.height) != size:
+            result.resized_masks.append(
+                f"{mask.name}: {probe.width}x{probe.height}, image {size[0]}x{size[1]}"
+            )
+    elif source == "alpha":
+        try:
+            with Image.open(image) as img:
+                has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+        except Exception:
+            return
+        if not has_alpha:
+            result.unmasked_alpha.append(image.name)
 
 
 def scan_dataset(
@@ -223,10 +278,11 @@ def scan_dataset(
     """Scan one effective dataset entry (defaults filled in) at the config's resolution."""
     started = time.perf_counter()
     folder = Path(str(entry.get("path") or "")).expanduser()
-    repeats = max(1, int(entry.get("repeats", 1)))
+    repeats = max(1, int(entry["repeats"]))
     result = ScanResult(
         folder=str(folder), resolution=resolution, repeats=repeats, batch_size=batch_size
     )
+    result.kind = str(entry["kind"])
     result.side_histogram = dict.fromkeys(SIDE_LABELS, 0)
     result.aspect_histogram = dict.fromkeys(ASPECT_LABELS, 0)
     if not str(entry.get("path") or "").strip():
@@ -236,7 +292,7 @@ def scan_dataset(
         result.error = f"folder {folder} does not exist"
         return result
     try:
-        stats = list_image_files(folder)
+        stats = [s for s in list_image_files(folder) if not is_mask_file(s.path, entry)]
     except OSError as exc:
         result.error = f"folder {folder} cannot be read: {exc.strerror}"
         return result
@@ -255,6 +311,11 @@ def scan_dataset(
         w, h = probe.width, probe.height
         result.side_histogram[side_bin(w, h)] += 1
         result.aspect_histogram[aspect_bin(w, h)] += 1
+        why = size_filter_reason((w, h), entry)
+        if why is not None:
+            result.filtered.append((stat.path.name, why))
+            continue
+        _check_mask(stat.path, (w, h), entry, result)
         if min(w, h) < resolution:
             result.smaller_than_resolution += 1
         bucket = bucket_maths.nearest_bucket((w, h), available)

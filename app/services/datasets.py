@@ -16,7 +16,7 @@ from app.services.dataset_browser import CaptionCache, DatasetRoot
 from app.services.dataset_scan import ProbeCache, ScanResult, combined_steps_per_epoch, scan_dataset
 from app.services.thumbnails import ThumbnailCache
 from registry.validation import Issue, validate_config
-from state.paths import data_dir
+from tunerdeck_common.paths import data_dir
 
 _LIST_IN_WARNING = 3  # file names quoted in one warning
 
@@ -38,9 +38,9 @@ class DatasetService:
         """Scan an effective entry under an effective config; remembered for the entry card."""
         result = scan_dataset(
             entry,
-            int(config.get("resolution", 512)),
-            int(config.get("train_batch_size", 1)),
-            gradient_accumulation_steps=int(config.get("gradient_accumulation_steps", 1)),
+            int(config["resolution"]),
+            int(config["train_batch_size"]),
+            gradient_accumulation_steps=int(config["gradient_accumulation_steps"]),
             cache=self.probes,
         )
         with self._lock:
@@ -61,9 +61,9 @@ class DatasetService:
         ]
         steps = combined_steps_per_epoch(
             [r for _, r in results],
-            int(values.get("train_batch_size", 1)),
-            int(values.get("gradient_accumulation_steps", 1)),
-            int(values.get("num_processes", 1)),
+            int(values["train_batch_size"]),
+            int(values["gradient_accumulation_steps"]),
+            int(values["num_processes"]),
         )
         return results, steps
 
@@ -129,10 +129,6 @@ def dataset_service(services: Any) -> DatasetService:
     return services.datasets
 
 
-def dataset_warnings(config: Mapping[str, Any], services: Any = None) -> list[Issue]:
+def dataset_warnings(config: Mapping[str, Any], services: Any) -> list[Issue]:
     """For the run bar: warnings about the config's datasets (empty when all is well)."""
-    if services is None:
-        from app.services.container import get_services
-
-        services = get_services()
     return dataset_service(services).warnings(config)

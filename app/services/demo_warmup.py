@@ -14,8 +14,7 @@ import os
 import subprocess
 import sys
 
-from state.paths import data_dir
-from trainer.demo_model import is_demo_model_ready
+from tunerdeck_common.paths import data_dir, is_demo_model_ready
 
 ENV_OFF = "TUNERDECK_NO_DEMO_WARMUP"  # set to 1 to skip (tests, machines without the demo)
 

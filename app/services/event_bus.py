@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.services.events import Event
+from tunerdeck_common.events import Event
 
 log = logging.getLogger(__name__)
 

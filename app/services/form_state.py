@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.catalogue import FIELDS
+from registry.coercion import BLANK, BLANK_MESSAGE, from_widget
 from registry.evaluator import Evaluator, FieldState, PlatformContext
 from registry.family_defaults import default_for
-from registry.field import ConfigField, FieldType, Scope
+from registry.field import Scope
 from registry.validation import Issue, ValidationResult, check_value, validate_config
-
-BLANK_MESSAGE = "a value is required"
 
 
 @dataclass
@@ -30,21 +29,6 @@ class FieldChange:
     error: str | None
     dirty_changed: bool
     problems_changed: bool
-
-
-def coerce_value(spec: ConfigField, value: Any) -> Any:
-    """Turn what a widget hands back into the config's type, where that loses nothing."""
-    if value is None:
-        return None
-    if spec.type == FieldType.INT and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if spec.type == FieldType.FLOAT and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if spec.type == FieldType.LIST and isinstance(value, str):
-        return [line.strip() for line in value.splitlines() if line.strip()]
-    if spec.type == FieldType.MULTI_CHOICE and isinstance(value, tuple):
-        return list(value)
-    return value
 
 
 @dataclass
@@ -108,15 +92,12 @@ class FormState:
 
     # ---- editing -------------------------------------------------------------------------
     def set_value(self, name: str, value: Any) -> FieldChange:
-        spec = FIELDS[name]
-        value = coerce_value(spec, value)
-        if value is None and spec.type not in (FieldType.STR, FieldType.PATH, FieldType.TEXT):
+        value = from_widget(FIELDS[name], value)
+        if value is BLANK:
             self.blanks.add(name)
             changed: dict[str, FieldState] = {}
         else:
             self.blanks.discard(name)
-            if value is None:
-                value = ""
             self.explicit[name] = value
             self.states, changed = self._evaluator.update(self.explicit, name, self.states)
         return self._finish(name, changed)

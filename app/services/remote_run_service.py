@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 
 from app.services.event_bus import EventBus, LogLine
-from app.services.events import Event
 from app.services.listeners import Listeners
 from app.services.run_service import RunDetail, RunError, RunFile, RunInfo
+from tunerdeck_common.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,9 @@ class RemoteRunService:
 
     def token_of(self, run_id: str) -> str | None:
         return None
+
+    def ingest(self, event: Event) -> bool:
+        return False
 
     # ---- REST -----------------------------------------------------------------------------
     def _unreachable(self, exc: Exception) -> RunError:

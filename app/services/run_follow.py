@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.services.events import EVENTS_FILE, Event, event_line, iter_event_lines
 from app.services.run_launch import LOG_FILE
+from tunerdeck_common.events import EVENTS_FILE, Event, event_line, iter_event_lines
 
 MAX_LINE_CHARS = 4000
 _CUT = " … [line cut: longer than {} characters; trainer.log has it whole]"

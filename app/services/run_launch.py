@@ -2,7 +2,7 @@
 
 One process: `python -m trainer --config RUN_DIR/run.toml`. Several processes or machines:
 `python -m accelerate.commands.launch <launcher flags> -m trainer ...` (accelerate is the
-distributed engine). Nothing here imports torch.
+distributed engine; registry/launch.py builds the flags). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -16,62 +16,11 @@ from typing import Any
 
 import psutil
 
+from registry.launch import launch_args, needs_accelerate
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUN_CONFIG_FILE = "run.toml"
 LOG_FILE = "trainer.log"
-
-# Effective config field -> accelerate launch flag (values passed as given).
-_ACCELERATE_FLAGS: dict[str, str] = {
-    "num_processes": "--num_processes",
-    "num_machines": "--num_machines",
-    "machine_rank": "--machine_rank",
-    "main_process_ip": "--main_process_ip",
-    "main_process_port": "--main_process_port",
-    "rdzv_backend": "--rdzv_backend",
-    "gpu_ids": "--gpu_ids",
-    "mixed_precision": "--mixed_precision",
-    "dynamo_backend": "--dynamo_backend",
-    "dynamo_mode": "--dynamo_mode",
-    "num_cpu_threads_per_process": "--num_cpu_threads_per_process",
-}
-_MULTI_MACHINE_ONLY = {"machine_rank", "main_process_ip", "rdzv_backend"}
-_DYNAMO_ONLY = {"dynamo_mode"}
-_BOOL_FLAGS = {
-    "dynamo_use_fullgraph": "--dynamo_use_fullgraph",
-    "dynamo_use_dynamic": "--dynamo_use_dynamic",
-}
-
-
-def needs_accelerate(effective: dict[str, Any]) -> bool:
-    return int(effective.get("num_processes", 1)) > 1 or int(effective.get("num_machines", 1)) > 1
-
-
-def accelerate_args(effective: dict[str, Any]) -> list[str]:
-    """Launcher flags for `accelerate launch` from the effective config."""
-    args: list[str] = []
-    multi_machine = int(effective.get("num_machines", 1)) > 1
-    dynamo = effective.get("dynamo_backend", "no") != "no"
-    for name, flag in _ACCELERATE_FLAGS.items():
-        value = effective.get(name)
-        if value in (None, ""):
-            continue
-        if name in _MULTI_MACHINE_ONLY and not multi_machine:
-            continue
-        if name in _DYNAMO_ONLY and not dynamo:
-            continue
-        if name == "num_cpu_threads_per_process" and not value:
-            continue
-        args += [flag, str(value)]
-    if dynamo:
-        args += [flag for name, flag in _BOOL_FLAGS.items() if effective.get(name)]
-    several = int(effective.get("num_processes", 1)) > 1 or multi_machine
-    if several:
-        # accelerate 1.x starts several processes through torchrun only with --multi_gpu
-        # (--cpu would need mpirun); without a GPU the trainer itself falls back to CPU + gloo.
-        args.append("--multi_gpu")
-    elif effective.get("use_cpu"):
-        args.append("--cpu")
-    return args
 
 
 def trainer_command(effective: dict[str, Any], run_dir: Path, *, resume: bool) -> list[str]:
@@ -83,7 +32,7 @@ def trainer_command(effective: dict[str, Any], run_dir: Path, *, resume: bool) -
             sys.executable,
             "-m",
             "accelerate.commands.launch",
-            *accelerate_args(effective),
+            *launch_args(effective),
             *tail,
         ]
     return [sys.executable, *tail]

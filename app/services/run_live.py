@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from app.services.event_bus import LogLine
-from app.services.events import Event
 from app.services.run_follow import clip_line
-from app.services.run_service import CheckpointInfo, ProgressPoint, ValidationStep
+from app.services.run_service import CheckpointInfo, EvalPoint, ProgressPoint, ValidationStep
 from state.run_records import RunRecord
+from tunerdeck_common.events import Event
+from tunerdeck_common.runstate import RunState
 
 MAX_LOGS = 2000
 NAN = float("nan")
@@ -73,6 +74,8 @@ class RunLive:
         self.record = record
         self.progress = ProgressSeries()
         self.validations: dict[int, ValidationStep] = {}
+        self.evals: dict[int, float] = {}  # eval loss by step
+        self.eval_seq = 0
         self.logs: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_LOGS)
         self.lines: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self.lr: float | None = None
@@ -93,10 +96,10 @@ class RunLive:
             if event.seq < self.lifecycle_seq:  # a gap filled late: older than the state we show
                 return False
             self.lifecycle_seq = event.seq
-            state = data["state"]
+            state = RunState(data["state"])
             rec.state = state
             rec.message = data.get("message", "") or rec.message
-            if state in ("stopped", "completed", "failed"):
+            if state.is_final:
                 self.final_seen = True
                 rec.ended_at = event.ts
                 self.it_per_s = self.eta_s = None
@@ -123,13 +126,29 @@ class RunLive:
             return False
         if event.type == "validation":
             images = [
-                {"path": str(i.get("path", "")), "prompt": str(i.get("prompt", ""))}
+                {
+                    "path": str(i.get("path", "")),
+                    "prompt": str(i.get("prompt", "")),
+                    # a prompt library entry's name and the image's seed (the samples grid)
+                    "name": str(i.get("name") or ""),
+                    "seed": "" if i.get("seed") is None else str(i["seed"]),
+                }
                 for i in data["images"]
             ]
             self.validations[int(data["step"])] = ValidationStep(
                 step=int(data["step"]), images=images
             )
             return False
+        if event.type == "eval":
+            step, loss = int(data["step"]), float(data["loss"])
+            if self.evals and step <= max(self.evals) and event.seq > self.eval_seq:
+                # A resumed attempt: what a crashed attempt measured past its checkpoint goes.
+                self.evals = {s: v for s, v in self.evals.items() if s < step}
+            self.eval_seq = max(self.eval_seq, event.seq)
+            self.evals[step] = loss
+            rec.eval_loss = self.evals[max(self.evals)]
+            rec.best_eval_loss = min(self.evals.values())
+            return True
         if event.type == "checkpoint":
             rec.step = max(rec.step, int(data["step"]))
             return True
@@ -148,6 +167,9 @@ class RunLive:
         self.lines.append(line.text)
         level = "error" if ("Traceback" in line.text or "Error" in line.text) else "output"
         self.logs.append({"ts": line.ts, "level": level, "message": line.text})
+
+    def eval_points(self) -> list[EvalPoint]:
+        return [EvalPoint(step=s, loss=self.evals[s]) for s in sorted(self.evals)]
 
     def validation_steps(self) -> list[ValidationStep]:
         return [self.validations[s] for s in sorted(self.validations)]

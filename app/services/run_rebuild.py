@@ -16,11 +16,12 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-from app.services.events import read_events
 from app.services.run_launch import RUN_CONFIG_FILE
 from app.services.run_live import RunLive
 from registry.config_io import ConfigFileError, load_config_file
-from state.run_records import ACTIVE_STATES, RunRecord
+from state.run_records import RunRecord
+from tunerdeck_common.events import read_events
+from tunerdeck_common.runstate import RunState
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def damaged_record(run_id: str, reason: str, run_dir: Path | None) -> RunRecord:
     created = run_dir.stat().st_mtime if run_dir and run_dir.exists() else 0.0
     return RunRecord(
         id=run_id,
-        state="damaged",
+        state=RunState.DAMAGED,
         run_dir=str(run_dir or ""),
         created_at=created,
         message=f"Damaged: the run record {reason}, and {where}. Delete the run to remove it.",
@@ -75,7 +76,7 @@ def rebuild_record(run_id: str, reason: str, roots: Iterable[Path]) -> RunRecord
     first_ts = events[0].ts if events else run_dir.stat().st_mtime
     record = RunRecord(
         id=run_id,
-        state="stopped",
+        state=RunState.STOPPED,
         config=config,
         run_dir=str(run_dir),
         token=secrets.token_urlsafe(24),
@@ -92,9 +93,9 @@ def rebuild_record(run_id: str, reason: str, roots: Iterable[Path]) -> RunRecord
         except (KeyError, TypeError, ValueError):
             continue  # one odd event does not stop the rebuild
     note = f"The run record {reason}; it was rebuilt from the run folder."
-    if record.state in ACTIVE_STATES or record.state == "queued":
+    if record.state.is_active or record.state == RunState.QUEUED:
         # Which process trained it is lost with the record: treat it as ended.
-        record.state = "failed"
+        record.state = RunState.FAILED
         record.message = f"{note} Its trainer is not watched any more; resume it if needed."
     else:
         record.message = f"{note} {record.message}".strip()

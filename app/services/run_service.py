@@ -1,19 +1,21 @@
 """The run service protocol that pages and REST routes use, and the models it returns.
 
 `LocalRunService` (app.services.run_supervisor) supervises trainer subprocesses on this
-machine; a remote implementation can talk to a trainer-mode server with the same protocol.
+machine; `RemoteRunService` drives a trainer-mode server with the same protocol.
+`RunEventSink` is what `/callbacks` needs: trainers' event batches, checked per run token.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from app.services.events import Event
+from tunerdeck_common.events import Event
+from tunerdeck_common.runstate import RunState
 
 
 class RunError(Exception):
@@ -37,7 +39,7 @@ class CheckpointInfo(BaseModel):
 
 class RunInfo(BaseModel):
     id: str
-    state: str
+    state: RunState
     config_name: str | None = None
     run_dir: str
     created_at: float
@@ -58,6 +60,8 @@ class RunInfo(BaseModel):
     can_stop: bool = False
     can_resume: bool = False
     duration_s: float | None = None
+    eval_loss: float | None = None  # the newest eval loss (held-out images), if any
+    best_eval_loss: float | None = None
 
 
 class ProgressPoint(BaseModel):
@@ -67,9 +71,14 @@ class ProgressPoint(BaseModel):
     ts: float
 
 
+class EvalPoint(BaseModel):
+    step: int
+    loss: float
+
+
 class ValidationStep(BaseModel):
     step: int
-    images: list[dict[str, str]]  # {"path", "prompt"}
+    images: list[dict[str, str]]  # {"path", "prompt", "name", "seed"} ("": not given)
 
 
 class RunDetail(BaseModel):
@@ -78,6 +87,7 @@ class RunDetail(BaseModel):
     run: RunInfo
     progress: list[ProgressPoint] = Field(default_factory=list)
     validations: list[ValidationStep] = Field(default_factory=list)
+    evals: list[EvalPoint] = Field(default_factory=list)  # eval losses, by step
     checkpoints: list[CheckpointInfo] = Field(default_factory=list)
     logs: list[dict[str, Any]] = Field(default_factory=list)  # {"ts", "level", "message"}
 
@@ -123,6 +133,8 @@ class RunService(Protocol):
 
     async def stop_run(self, run_id: str) -> RunInfo: ...
 
+    async def kill_run(self, run_id: str) -> RunInfo: ...
+
     async def resume_run(self, run_id: str) -> RunInfo: ...
 
     async def delete_run(self, run_id: str) -> None: ...
@@ -136,3 +148,17 @@ class RunService(Protocol):
     async def cancel_queued(self, run_id: str) -> None: ...
 
     async def open_file(self, run_id: str, path: str) -> RunFile: ...
+
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]: ...
+
+    def install(self, app: Any) -> None:
+        """Start with `app` (a FastAPI or NiceGUI app) and let go at its shut-down."""
+
+
+@runtime_checkable
+class RunEventSink(Protocol):
+    def known(self, run_id: str) -> bool: ...
+
+    def token_of(self, run_id: str) -> str | None: ...
+
+    def ingest(self, event: Event) -> bool: ...

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from app.services.event_bus import EventBus, Item
-from app.services.events import Event
 from app.services.run_launch import LOG_FILE
+from tunerdeck_common.events import Event
 
 log = logging.getLogger(__name__)
 

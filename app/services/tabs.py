@@ -1,24 +1,18 @@
 """TabService: which tabs the trainer page shows, in what order, and what each one holds.
 
-Tab metadata (title, icon, sections) comes from the registry; a tab may also carry a
-context hook that renders extra content (the dataset list, a GPU inventory). `bundle()`
-is the single call that describes a tab's fields, for the page, tests or a CLI wizard.
+Tab metadata (title, icon, sections) comes from the registry. What a tab renders beyond its
+fields (the dataset list) is the page's own business. `bundle()` is the single call that
+describes a tab's fields, for the page, tests or a CLI wizard.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from app.services.field_views import FieldView, describe, matches
-from registry.catalogue import DATASET_FIELDS, FIELDS, TABS, fields_for_tab
+from registry.catalogue import DATASET_FIELDS, FIELDS, TABS, fields_for_tab, sections_of
 from registry.field import ConfigField, Scope
-
-# A context hook renders a tab's own content: hook(form, services).
-ContextHook = Callable[[Any, Any], Any]  # returns the view it built
 
 DATASETS_TAB = "datasets"
 
@@ -30,7 +24,6 @@ class TabSpec:
     icon: str
     sections: tuple[str, ...]
     description: str
-    context_hook: ContextHook | None = None
 
 
 @dataclass(frozen=True)
@@ -56,21 +49,8 @@ class SearchHit:
         return f"datasets.{self.field.name}" if self.per_dataset else self.field.name
 
 
-def _datasets_hook() -> ContextHook | None:
-    """The datasets part's renderer when it is installed; the page shows a placeholder if not."""
-    if importlib.util.find_spec("app.pages.datasets_tab") is None:
-        return None
-    module = importlib.import_module("app.pages.datasets_tab")
-    return getattr(module, "render_datasets_tab", None)
-
-
-@dataclass
 class TabService:
-    hooks: dict[str, ContextHook] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if DATASETS_TAB not in self.hooks and (hook := _datasets_hook()) is not None:
-            self.hooks[DATASETS_TAB] = hook
+    def __init__(self) -> None:
         self._tabs = tuple(
             TabSpec(
                 name=info.name,
@@ -78,7 +58,6 @@ class TabService:
                 icon=info.icon,
                 sections=tuple(info.sections),
                 description=info.description,
-                context_hook=self.hooks.get(info.name),
             )
             for info in TABS
         )
@@ -96,16 +75,19 @@ class TabService:
 
     def bundle(self, tab: str, form: Any) -> TabBundle:
         """Describe a tab's sections and fields with the form's current values and states."""
-        spec = self.get(tab)
-        grouped: dict[str, list[FieldView]] = {}
-        for f in self.fields(tab):
-            view = describe(
-                f, form.value(f.name), form.states.get(f.name), form.field_error(f.name)
+        sections = tuple(
+            SectionBundle(
+                section,
+                tuple(
+                    describe(
+                        f, form.value(f.name), form.states.get(f.name), form.field_error(f.name)
+                    )
+                    for f in fields
+                ),
             )
-            grouped.setdefault(f.section, []).append(view)
-        order = list(spec.sections) + [s for s in grouped if s not in spec.sections]
-        sections = tuple(SectionBundle(s, tuple(grouped[s])) for s in order if s in grouped)
-        return TabBundle(spec, sections)
+            for section, fields in sections_of(tab)
+        )
+        return TabBundle(self.get(tab), sections)
 
     def search(self, query: str, limit: int = 30) -> list[SearchHit]:
         query = query.strip()

@@ -117,6 +117,16 @@ def fields_for_tab(tab: str) -> list[ConfigField]:
     )
 
 
+def sections_of(tab: str, scope: Scope = Scope.CONFIG) -> list[tuple[str, list[ConfigField]]]:
+    """A tab's fields of one scope grouped by section, sections and fields in display order
+    (the order of fields_for_tab): the forms and the dataset cards both lay out from this."""
+    grouped: dict[str, list[ConfigField]] = {}
+    for f in fields_for_tab(tab):
+        if f.scope == scope:
+            grouped.setdefault(f.section, []).append(f)
+    return list(grouped.items())
+
+
 def fields_for_scope(scope: Scope) -> dict[str, ConfigField]:
     return FIELDS if scope == Scope.CONFIG else DATASET_FIELDS
 
@@ -133,7 +143,7 @@ def dependency_targets(rule: FieldDependency | DependencyGroup) -> set[str]:
 
 def _check_catalogue() -> None:
     """Fail at import on a mistake in the catalogue, rather than at run time in a form."""
-    names = [f.name for f in ALL_FIELDS]
+    names = [n for f in ALL_FIELDS for n in (f.name, *f.aliases)]  # an alias is a name too
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise ValueError(f"duplicate field names: {sorted(duplicates)}")
@@ -170,4 +180,5 @@ __all__ = [
     "dependency_targets",
     "fields_for_scope",
     "fields_for_tab",
+    "sections_of",
 ]

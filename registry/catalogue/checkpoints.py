@@ -50,7 +50,23 @@ FIELDS: tuple[ConfigField, ...] = (
         minimum=0,
         maximum=100_000_000,
         help="Save the full training state (weights, optimizer, scheduler, RNG, step) every N "
-        "steps so the run can resume exactly. 0 checkpoints only when the run stops or ends.",
+        "steps so the run can resume exactly. 0 checkpoints only when the run stops or ends "
+        "(or at the epochs of checkpoint_epoch_interval). Read under SimpleTuner's name "
+        "checkpoint_step_interval too.",
+        aliases=("checkpoint_step_interval",),
+        width=4,
+    ),
+    _field(
+        name="checkpoint_epoch_interval",
+        type=FieldType.INT,
+        default=0,
+        section="Checkpoints",
+        importance=Importance.COMMON,
+        label="Checkpoint every N epochs",
+        minimum=0,
+        maximum=1_000_000,
+        help="Also save a checkpoint at the end of every N-th epoch (a pass over every "
+        "dataset). 0 turns this off; checkpointing_steps still applies.",
         width=4,
     ),
     _field(

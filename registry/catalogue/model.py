@@ -26,6 +26,13 @@ _not_demo = when(
     reason="not used by the built-in demo model (choose another model_family)",
 )
 _lora = only_if("model_type", "lora")
+_lycoris = all_of(_lora, only_if("lora_type", "lycoris"))
+# Options of peft's LoraConfig that LoHa / LoKr adapters have no counterpart for.
+_standard_lora = all_of(
+    _lora,
+    when("lora_type", Op.NOT_EQUALS, "lycoris"),
+    reason="a standard-LoRA option: LyCORIS (LoHa / LoKr) adapters have none (lora_type)",
+)
 
 FIELDS: tuple[ConfigField, ...] = (
     _field(
@@ -190,6 +197,88 @@ FIELDS: tuple[ConfigField, ...] = (
         width=4,
     ),
     _field(
+        name="lora_type",
+        type=FieldType.CHOICE,
+        default="standard",
+        section="LoRA",
+        importance=Importance.COMMON,
+        label="LoRA type",
+        choices=(
+            Choice(
+                value="standard",
+                label="Standard LoRA",
+                help="Low-rank matrices B @ A next to each target layer (peft LoRA).",
+            ),
+            Choice(
+                value="lycoris",
+                label="LyCORIS",
+                help="LyCORIS adapters (LoHa or LoKr, see lycoris_algo): more expressive per "
+                "parameter than a LoRA of the same rank. Saved as a kohya-style LyCORIS file "
+                "that ComfyUI and Forge/A1111 load.",
+            ),
+        ),
+        help="Which kind of adapter to train. LyCORIS adapters use lora_rank, lora_alpha and "
+        "lora_target_modules like a LoRA; DoRA, rsLoRA, lora_init and lora_dropout are "
+        "standard-LoRA options.",
+        dependencies=(_lora,),
+        width=3,
+    ),
+    _field(
+        name="lycoris_algo",
+        type=FieldType.CHOICE,
+        default="lokr",
+        section="LoRA",
+        importance=Importance.COMMON,
+        label="LyCORIS algorithm",
+        choices=(
+            Choice(
+                value="loha",
+                label="LoHa",
+                help="Hadamard product of two low-rank products: (W1a @ W1b) * (W2a @ W2b). "
+                "A full-rank update from two rank-r pairs; about twice a LoRA's size.",
+            ),
+            Choice(
+                value="lokr",
+                label="LoKr",
+                help="Kronecker product of a small and a larger matrix (each optionally low "
+                "rank): very small files, good for styles and characters.",
+            ),
+        ),
+        help="The LyCORIS algorithm (peft's LoHa or LoKr adapters). The scale is lora_alpha "
+        "/ lora_rank, as for a LoRA.",
+        dependencies=(_lycoris,),
+        width=3,
+    ),
+    _field(
+        name="lokr_factor",
+        type=FieldType.INT,
+        default=-1,
+        section="LoRA",
+        importance=Importance.ADVANCED,
+        label="LoKr factor",
+        minimum=-1,
+        maximum=4096,
+        help="Size of the small Kronecker factor of each LoKr layer: each dimension is split "
+        "as factor x (dimension / factor) where it divides. -1 picks the split closest to a "
+        "square root (the largest update); larger factors make the second matrix smaller. "
+        "0 is not allowed.",
+        hint="'factor' in LyCORIS / SimpleTuner lycoris configs.",
+        dependencies=(all_of(_lycoris, only_if("lycoris_algo", "lokr")),),
+        width=3,
+    ),
+    _field(
+        name="lokr_decompose_both",
+        type=FieldType.BOOL,
+        default=False,
+        section="LoRA",
+        importance=Importance.EXPERT,
+        label="LoKr: decompose both",
+        help="Also store the small Kronecker factor as a rank-r product (it is a full matrix "
+        "otherwise). Fewer parameters for large factors; the rank is lora_rank.",
+        dependencies=(all_of(_lycoris, only_if("lycoris_algo", "lokr")),),
+        width=3,
+    ),
+    _field(
         name="lora_rank",
         type=FieldType.INT,
         default=4,
@@ -231,7 +320,7 @@ FIELDS: tuple[ConfigField, ...] = (
         exclusive_maximum=True,
         help="Dropout probability applied to the adapter's input during training. A little "
         "(0.05-0.1) can reduce overfitting on small datasets; 0 turns it off.",
-        dependencies=(_lora,),
+        dependencies=(_standard_lora,),
         widget="slider",
         width=3,
     ),
@@ -287,7 +376,7 @@ FIELDS: tuple[ConfigField, ...] = (
         ),
         help="How the adapter weights start (peft's init_lora_weights). Leave at default unless "
         "you are experimenting.",
-        dependencies=(_lora,),
+        dependencies=(_standard_lora,),
         width=3,
     ),
     _field(
@@ -300,7 +389,8 @@ FIELDS: tuple[ConfigField, ...] = (
         help="Start from an existing LoRA .safetensors file (diffusers or ComfyUI/kohya layout) "
         "instead of fresh adapters: training continues from its weights. Its rank and target "
         "layers must match lora_rank and lora_target_modules; a mismatch is reported before "
-        "training starts.",
+        "training starts. A LyCORIS (LoHa / LoKr) file continues with lora_type lycoris and "
+        "the same lycoris_algo.",
         placeholder="/loras/my-style.safetensors",
         model_families=("demo", "sd1x", "sd2x", "sdxl"),
         dependencies=(_lora,),
@@ -316,7 +406,7 @@ FIELDS: tuple[ConfigField, ...] = (
         label="Rank-stabilised LoRA",
         help="Scale adapters by alpha / sqrt(rank) instead of alpha / rank (rsLoRA), which keeps "
         "high ranks from learning too slowly.",
-        dependencies=(_lora,),
+        dependencies=(_standard_lora,),
         width=3,
     ),
     _field(
@@ -328,7 +418,7 @@ FIELDS: tuple[ConfigField, ...] = (
         label="DoRA",
         help="Weight-decomposed LoRA: learns a magnitude and a direction separately. Often a bit "
         "better at low ranks, but slower per step and uses more memory.",
-        dependencies=(_lora,),
+        dependencies=(_standard_lora,),
         width=3,
     ),
     _field(

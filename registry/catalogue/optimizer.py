@@ -16,12 +16,22 @@ SECTIONS = (
     "Adafactor",
     "Prodigy",
     "Lion",
+    "Schedule-free AdamW",
+    "CAME",
     "SGD",
     "Schedule",
 )
 
 _field = partial(ConfigField, tab=TAB)
 _adam = only_if("optimizer", "adamw", "adamw8bit")
+# Schedule-free AdamW replaces the learning-rate schedule (trainer.optim.SCHEDULE_FREE).
+_scheduled = when(
+    "optimizer",
+    Op.NOT_EQUALS,
+    "adamw_schedulefree",
+    reason="schedule-free AdamW keeps the learning rate constant (no schedule); its warmup is "
+    "schedulefree_warmup_steps",
+)
 _warmup_schedulers = (
     "constant_with_warmup",
     "linear",
@@ -31,12 +41,13 @@ _warmup_schedulers = (
 )
 
 
-def _param(name: str, optimizer: str, section: str, **kwargs: Any) -> ConfigField:
-    """A parameter that belongs to one optimizer and is shown only while it is selected."""
+def _param(name: str, optimizer: str | tuple[str, ...], section: str, **kwargs: Any) -> ConfigField:
+    """A parameter of one optimizer (or of its variants), shown only while it is selected."""
     kwargs.setdefault("importance", Importance.ADVANCED)
     kwargs.setdefault("width", 4)
+    names = (optimizer,) if isinstance(optimizer, str) else optimizer
     return _field(
-        name=name, section=section, dependencies=(only_if("optimizer", optimizer),), **kwargs
+        name=name, section=section, dependencies=(only_if("optimizer", *names),), **kwargs
     )
 
 
@@ -75,12 +86,34 @@ FIELDS: tuple[ConfigField, ...] = (
                 help="Sign-based optimizer; use a 3-10x lower learning rate than AdamW.",
             ),
             Choice(
+                value="lion8bit",
+                label="Lion 8-bit",
+                help="bitsandbytes Lion8bit: Lion with its momentum in 8 bits. NVIDIA GPUs only.",
+                platforms=CUDA_ONLY,
+                requires="bitsandbytes",
+            ),
+            Choice(
+                value="adamw_schedulefree",
+                label="AdamW schedule-free",
+                help="Schedule-free AdamW (Defazio et al. 2024): no learning-rate schedule to "
+                "tune, the weights it saves are an average of the training path. Often wants a "
+                "1-10x higher learning rate than AdamW.",
+                requires="schedulefree",
+            ),
+            Choice(
+                value="came",
+                label="CAME",
+                help="Confidence-guided Adafactor (Luo et al. 2023): Adafactor's small memory "
+                "with AdamW-like stability; used for PixArt.",
+                requires="came_pytorch",
+            ),
+            Choice(
                 value="sgd", label="SGD", help="Plain SGD with momentum; rarely used for diffusion."
             ),
         ),
         help="The algorithm that updates the weights. AdamW is the dependable default; AdamW "
-        "8-bit saves memory on NVIDIA GPUs; Prodigy picks its own step size; Adafactor and "
-        "Lion use less memory than AdamW.",
+        "8-bit saves memory on NVIDIA GPUs; Prodigy picks its own step size; Adafactor, CAME "
+        "and Lion use less memory than AdamW; schedule-free AdamW needs no schedule.",
         width=4,
     ),
     _field(
@@ -384,7 +417,7 @@ FIELDS: tuple[ConfigField, ...] = (
     # Lion
     _param(
         "lion_beta1",
-        "lion",
+        ("lion", "lion8bit"),
         "Lion",
         type=FieldType.FLOAT,
         default=0.9,
@@ -397,7 +430,7 @@ FIELDS: tuple[ConfigField, ...] = (
     ),
     _param(
         "lion_beta2",
-        "lion",
+        ("lion", "lion8bit"),
         "Lion",
         type=FieldType.FLOAT,
         default=0.99,
@@ -410,7 +443,7 @@ FIELDS: tuple[ConfigField, ...] = (
     ),
     _param(
         "lion_weight_decay",
-        "lion",
+        ("lion", "lion8bit"),
         "Lion",
         type=FieldType.FLOAT,
         default=0.0,
@@ -419,6 +452,141 @@ FIELDS: tuple[ConfigField, ...] = (
         maximum=10.0,
         help="Decoupled weight decay. Lion needs 3-10x more weight decay than AdamW for the "
         "same effect, since its learning rate is smaller.",
+    ),
+    # Schedule-free AdamW
+    _param(
+        "schedulefree_beta1",
+        "adamw_schedulefree",
+        "Schedule-free AdamW",
+        type=FieldType.FLOAT,
+        default=0.9,
+        label="Beta 1",
+        minimum=0.0,
+        maximum=1.0,
+        exclusive_maximum=True,
+        help="Interpolation between the training point and the running average (plays "
+        "momentum's part). 0.9 is standard; 0.95-0.98 for long runs.",
+    ),
+    _param(
+        "schedulefree_beta2",
+        "adamw_schedulefree",
+        "Schedule-free AdamW",
+        type=FieldType.FLOAT,
+        default=0.999,
+        label="Beta 2",
+        minimum=0.0,
+        maximum=1.0,
+        exclusive_maximum=True,
+        help="Decay of the running mean of squared gradients, as in AdamW.",
+    ),
+    _param(
+        "schedulefree_weight_decay",
+        "adamw_schedulefree",
+        "Schedule-free AdamW",
+        type=FieldType.FLOAT,
+        default=0.0,
+        label="Weight decay",
+        minimum=0.0,
+        maximum=1.0,
+        help="Decoupled weight decay applied at the training point each step. 0 turns it off.",
+    ),
+    _param(
+        "schedulefree_warmup_steps",
+        "adamw_schedulefree",
+        "Schedule-free AdamW",
+        type=FieldType.INT,
+        default=0,
+        label="Warmup steps",
+        minimum=0,
+        maximum=100_000_000,
+        help="Steps over which the optimizer raises its learning rate linearly from 0. "
+        "Schedule-free AdamW does its own warmup: lr_scheduler and lr_warmup_steps do not "
+        "apply to it.",
+    ),
+    _param(
+        "schedulefree_epsilon",
+        "adamw_schedulefree",
+        "Schedule-free AdamW",
+        type=FieldType.FLOAT,
+        default=1e-8,
+        importance=Importance.EXPERT,
+        label="Epsilon",
+        minimum=0.0,
+        exclusive_minimum=True,
+        maximum=1.0,
+        help="Small constant added to the denominator for numerical stability.",
+    ),
+    # CAME
+    _param(
+        "came_beta1",
+        "came",
+        "CAME",
+        type=FieldType.FLOAT,
+        default=0.9,
+        label="Beta 1",
+        minimum=0.0,
+        maximum=1.0,
+        help="Decay of the running mean of updates (momentum). 0.9 is standard.",
+    ),
+    _param(
+        "came_beta2",
+        "came",
+        "CAME",
+        type=FieldType.FLOAT,
+        default=0.999,
+        label="Beta 2",
+        minimum=0.0,
+        maximum=1.0,
+        help="Decay of the factored second moment of gradients (Adafactor's).",
+    ),
+    _param(
+        "came_beta3",
+        "came",
+        "CAME",
+        type=FieldType.FLOAT,
+        default=0.9999,
+        label="Beta 3",
+        minimum=0.0,
+        maximum=1.0,
+        help="Decay of the factored confidence (how far each update strays from the momentum), "
+        "which scales the step down where the update is unreliable.",
+    ),
+    _param(
+        "came_weight_decay",
+        "came",
+        "CAME",
+        type=FieldType.FLOAT,
+        default=0.0,
+        label="Weight decay",
+        minimum=0.0,
+        maximum=1.0,
+        help="Decoupled weight decay. 0 turns it off; PixArt used 0.01 or less.",
+    ),
+    _param(
+        "came_epsilon1",
+        "came",
+        "CAME",
+        type=FieldType.FLOAT,
+        default=1e-30,
+        importance=Importance.EXPERT,
+        label="Epsilon 1",
+        minimum=0.0,
+        exclusive_minimum=True,
+        maximum=1.0,
+        help="Added to the squared gradient before its factored second moment is taken.",
+    ),
+    _param(
+        "came_epsilon2",
+        "came",
+        "CAME",
+        type=FieldType.FLOAT,
+        default=1e-16,
+        importance=Importance.EXPERT,
+        label="Epsilon 2",
+        minimum=0.0,
+        exclusive_minimum=True,
+        maximum=1.0,
+        help="Added to the squared update residual before the confidence is taken.",
     ),
     # SGD
     _param(
@@ -494,6 +662,7 @@ FIELDS: tuple[ConfigField, ...] = (
         help="How the learning rate changes over the run (diffusers' get_scheduler). Constant "
         "is simple and fine for most LoRAs; cosine often gives slightly cleaner full "
         "fine-tunes.",
+        dependencies=(_scheduled,),
         width=4,
     ),
     _field(
@@ -507,7 +676,7 @@ FIELDS: tuple[ConfigField, ...] = (
         maximum=100_000_000,
         help="Steps over which the learning rate rises linearly from 0 to its peak. A few "
         "hundred steps stabilise the start of full fine-tunes.",
-        dependencies=(only_if("lr_scheduler", *_warmup_schedulers),),
+        dependencies=(_scheduled, only_if("lr_scheduler", *_warmup_schedulers)),
         width=4,
     ),
     _field(
@@ -521,7 +690,7 @@ FIELDS: tuple[ConfigField, ...] = (
         maximum=100_000,
         help="Number of cosine cycles: the learning rate decays to 0 and jumps back to its "
         "peak this many times over the run (hard restarts).",
-        dependencies=(only_if("lr_scheduler", "cosine_with_restarts"),),
+        dependencies=(_scheduled, only_if("lr_scheduler", "cosine_with_restarts")),
         width=4,
     ),
     _field(
@@ -536,7 +705,7 @@ FIELDS: tuple[ConfigField, ...] = (
         exclusive_minimum=True,
         help="Exponent of the polynomial decay from the peak to lr_end. 1.0 is a straight "
         "line; above 1 drops quickly at first, below 1 stays high longer.",
-        dependencies=(only_if("lr_scheduler", "polynomial"),),
+        dependencies=(_scheduled, only_if("lr_scheduler", "polynomial")),
         width=4,
     ),
     _field(
@@ -550,7 +719,7 @@ FIELDS: tuple[ConfigField, ...] = (
         maximum=10.0,
         help="Learning rate reached at the end of the polynomial decay (must be below "
         "learning_rate).",
-        dependencies=(only_if("lr_scheduler", "polynomial"),),
+        dependencies=(_scheduled, only_if("lr_scheduler", "polynomial")),
         width=4,
     ),
 )

@@ -265,6 +265,32 @@ FIELDS: tuple[ConfigField, ...] = (
         width=4,
     ),
     _field(
+        name="prior_loss_weight",
+        type=FieldType.FLOAT,
+        default=1.0,
+        section="Loss and noise",
+        importance=Importance.ADVANCED,
+        minimum=0.0,
+        maximum=100.0,
+        help="Loss weight of regularization images (datasets of kind regularization; DreamBooth "
+        "prior preservation) relative to training images. 1.0 is the usual value; 0 makes them "
+        "count for nothing. Without a regularization dataset it has no effect.",
+        width=4,
+    ),
+    _field(
+        name="masked_loss_probability",
+        type=FieldType.FLOAT,
+        default=1.0,
+        section="Loss and noise",
+        importance=Importance.ADVANCED,
+        minimum=0.0,
+        maximum=1.0,
+        help="Chance that a batch uses its images' loss masks (datasets with mask_source set); "
+        "otherwise the whole image trains. 1.0 always masks. Without masks it has no effect.",
+        widget="slider",
+        width=4,
+    ),
+    _field(
         name="min_timestep",
         type=FieldType.INT,
         default=0,
@@ -288,6 +314,99 @@ FIELDS: tuple[ConfigField, ...] = (
         maximum=1000,
         help="Timesteps are sampled from [min_timestep, max_timestep). Lowering it focuses "
         "training on detail rather than composition.",
+        width=4,
+    ),
+    # Timestep bias (SimpleTuner's options of the same names). Flow models shape their
+    # timestep density with weighting_scheme instead.
+    _field(
+        name="timestep_bias_strategy",
+        type=FieldType.CHOICE,
+        default="none",
+        section="Timesteps",
+        importance=Importance.ADVANCED,
+        model_families=DDPM_FAMILIES,
+        label="Timestep bias",
+        choices=(
+            Choice(value="none", help="Every timestep equally often."),
+            Choice(
+                value="earlier",
+                help="Favour the first timestep_bias_portion of the schedule (low noise: fine "
+                "detail).",
+            ),
+            Choice(
+                value="later",
+                help="Favour the last timestep_bias_portion of the schedule (high noise: "
+                "composition and colour).",
+            ),
+            Choice(
+                value="range",
+                help="Favour timesteps from timestep_bias_begin up to (not including) "
+                "timestep_bias_end.",
+            ),
+        ),
+        help="Sample some timesteps more often than others: the favoured ones are drawn "
+        "timestep_bias_multiplier times as often as the rest. Within [min_timestep, "
+        "max_timestep).",
+        width=4,
+    ),
+    _field(
+        name="timestep_bias_multiplier",
+        type=FieldType.FLOAT,
+        default=1.0,
+        section="Timesteps",
+        importance=Importance.ADVANCED,
+        model_families=DDPM_FAMILIES,
+        label="Bias multiplier",
+        minimum=0.0,
+        exclusive_minimum=True,
+        maximum=1000.0,
+        help="How many times as often the favoured timesteps are drawn: 2.0 doubles them; "
+        "below 1 makes them rarer; 1.0 has no effect.",
+        dependencies=(when("timestep_bias_strategy", Op.NOT_EQUALS, "none"),),
+        width=4,
+    ),
+    _field(
+        name="timestep_bias_portion",
+        type=FieldType.FLOAT,
+        default=0.25,
+        section="Timesteps",
+        importance=Importance.ADVANCED,
+        model_families=DDPM_FAMILIES,
+        label="Bias portion",
+        minimum=0.0,
+        exclusive_minimum=True,
+        maximum=1.0,
+        help="The share of the schedule that is favoured: 0.25 is the first (earlier) or "
+        "last (later) quarter of the timesteps.",
+        dependencies=(only_if("timestep_bias_strategy", "earlier", "later"),),
+        width=4,
+    ),
+    _field(
+        name="timestep_bias_begin",
+        type=FieldType.INT,
+        default=0,
+        section="Timesteps",
+        importance=Importance.ADVANCED,
+        model_families=DDPM_FAMILIES,
+        label="Bias range begin",
+        minimum=0,
+        maximum=999,
+        help="First favoured timestep of the range strategy (0-999).",
+        dependencies=(only_if("timestep_bias_strategy", "range"),),
+        width=4,
+    ),
+    _field(
+        name="timestep_bias_end",
+        type=FieldType.INT,
+        default=1000,
+        section="Timesteps",
+        importance=Importance.ADVANCED,
+        model_families=DDPM_FAMILIES,
+        label="Bias range end",
+        minimum=1,
+        maximum=1000,
+        help="The range strategy favours timesteps below this one (exclusive end, 1-1000).",
+        dependencies=(only_if("timestep_bias_strategy", "range"),),
         width=4,
     ),
     _field(

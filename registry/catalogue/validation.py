@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.catalogue._rules import DDPM_FAMILIES, when
+from registry.catalogue._rules import DDPM_FAMILIES, any_of, when
 from registry.field import Choice, ConfigField, Effect, FieldType, Importance, Op
 
 TAB = "validation"
 SECTIONS = ("Prompts", "When", "Sampling")
 
-_validation_on = when(
-    "validation_steps",
-    Op.GT,
-    0,
+_validation_on = any_of(
+    when("validation_steps", Op.GT, 0),
+    when("validation_epoch_interval", Op.GT, 0),
     effect=Effect.DISABLE,
     reason="validation is off (validation_steps is 0)",
 )
+_SCHEDULE = ("validation_steps", "validation_epoch_interval")
 
 
 def _field(**kwargs: Any) -> ConfigField:
-    """Every validation setting except validation_steps itself greys out while it is off."""
-    if kwargs["name"] != "validation_steps":
+    """Every validation setting except the two intervals greys out while both are 0."""
+    if kwargs["name"] not in _SCHEDULE:
         kwargs["dependencies"] = (_validation_on,)
     return ConfigField(tab=TAB, **kwargs)
 
@@ -37,6 +37,23 @@ FIELDS: tuple[ConfigField, ...] = (
         help="Prompts rendered at every validation, one per line. Include your trigger word "
         "and a few prompts outside the training data to spot overfitting.",
         widget="textarea",
+        width=12,
+    ),
+    _field(
+        name="user_prompt_library",
+        type=FieldType.PATH,
+        default="",
+        section="Prompts",
+        importance=Importance.ADVANCED,
+        label="Prompt library",
+        help="A TOML or JSON file of named prompts, each rendered at every validation after the "
+        "validation prompts, with its own seed and negative prompt. Each key is a short name; "
+        'its value the prompt, or a table: `[beach]` `prompt = "sks on a beach"` `seed = 7` '
+        '`negative_prompt = "blurry"` (JSON: {"beach": {"prompt": ...}}; SimpleTuner\'s '
+        '{"name": "prompt"} files work as they are). Without a seed an entry uses the '
+        "validation seed. A relative path is read from the folder of the config file that "
+        "names it. Empty: no library.",
+        placeholder="prompts.toml",
         width=12,
     ),
     _field(
@@ -63,18 +80,51 @@ FIELDS: tuple[ConfigField, ...] = (
         minimum=0,
         maximum=100_000_000,
         help="Render the validation prompts every N optimizer steps, and once at the end. "
-        "0 turns validation off (faster, but you see nothing until you test the weights).",
+        "0 turns validation off (faster, but you see nothing until you test the weights). "
+        "Read under SimpleTuner's name validation_step_interval too.",
+        aliases=("validation_step_interval",),
         width=4,
     ),
     _field(
-        name="validation_at_start",
+        name="validation_epoch_interval",
+        type=FieldType.INT,
+        default=0,
+        section="When",
+        importance=Importance.COMMON,
+        label="Validate every N epochs",
+        minimum=0,
+        maximum=1_000_000,
+        help="Also render the validation prompts at the end of every N-th epoch (a pass over "
+        "every dataset). 0 turns this off; validation_steps still applies.",
+        width=4,
+    ),
+    _field(
+        name="validation_on_startup",
+        aliases=("validation_at_start", "validation_on_start"),
         type=FieldType.BOOL,
         default=False,
         section="When",
         importance=Importance.COMMON,
         label="Validate before training",
-        help="Also render the prompts before the first step, as a 'before' picture to compare "
-        "against.",
+        help="Also render the prompts before the first step (step 0), as a 'before' picture to "
+        "compare against. Read under its older names validation_at_start and "
+        "validation_on_start too.",
+        width=4,
+    ),
+    ConfigField(  # not greyed out with validation_steps: the eval loss renders no image
+        tab=TAB,
+        name="eval_steps",
+        type=FieldType.INT,
+        default=0,
+        section="When",
+        importance=Importance.COMMON,
+        label="Eval loss every N steps",
+        minimum=0,
+        maximum=100_000_000,
+        help="Measure the loss on held-out images (datasets used for evaluation, or "
+        "eval_split) every N optimizer steps and before the first, at fixed noise so the "
+        "numbers compare across steps and runs. Rising while the training loss falls means "
+        "overfitting. 0 turns it off.",
         width=4,
     ),
     _field(
@@ -137,8 +187,9 @@ FIELDS: tuple[ConfigField, ...] = (
         label="Validation seed",
         minimum=0,
         maximum=2**32 - 1,
-        help="Seed for the validation noise. The same seed at every validation makes images "
-        "comparable across steps.",
+        help="Seed for the validation noise of every prompt (a prompt library entry may set its "
+        "own). The same seed at every validation makes images comparable across steps; the "
+        "k-th image of a prompt uses seed + k.",
         width=4,
     ),
     _field(

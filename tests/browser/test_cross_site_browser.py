@@ -17,7 +17,8 @@ import pytest
 from nicegui import app as nicegui_app
 from nicegui.testing import Screen
 
-from app.security import AccessPolicy, install_security
+from app.access import AccessPolicy
+from app.security import install_security
 from app.server import configure
 from app.services.container import build_services, set_services
 from app.services.run_launch import kill_group
@@ -96,7 +97,7 @@ def test_foreign_page_can_neither_start_nor_stop_runs(
         assert runs[0]["state"] in ("queued", "starting", "running"), runs[0]
     finally:
         api.close()
-        for live in services.run_service._runs.values():
+        for live in services.run_service.history.runs.values():
             if live.record.pid:
                 kill_group(live.record.pid)
         set_services(None)

@@ -35,11 +35,11 @@ def test_start_on_a_fresh_install_completes_and_shows_a_validation_image(
         screen.open("/monitor")
         until(lambda: screen.selenium.execute_script(IMAGE_SHOWN), "a validation image", 300)
         until(lambda: "completed" in text_of(screen, ".q-badge"), "the run completes", 300)
-        (live,) = services.run_service._runs.values()
+        (live,) = services.run_service.history.runs.values()
         assert live.record.state == "completed"
         assert live.record.step == live.record.max_steps > 0
     finally:
-        for live in services.run_service._runs.values():
+        for live in services.run_service.history.runs.values():
             if live.record.pid:
                 kill_group(live.record.pid)
         set_services(None)

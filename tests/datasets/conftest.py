@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.page_probe import record_trainer_pages  # noqa: F401  (autouse)
+
 
 def write_image(
     path: Path, size: tuple[int, int], color: tuple[int, int, int] = (200, 50, 50)

@@ -10,7 +10,7 @@ import pytest
 from app.services.captions import CaptionError, read_caption, write_caption
 from app.services.dataset_browser import CaptionCache, ImageFilter, list_images
 from app.services.dataset_scan import ProbeCache
-from trainer.dataset_rules import caption_for
+from tunerdeck_common.dataset_rules import caption_for
 
 
 def test_edit_survives_reload_and_leaves_no_temp_files(make_folder: Callable[..., Path]) -> None:

@@ -13,18 +13,10 @@ from app.services.dataset_scan import (
     combined_steps_per_epoch,
     scan_dataset,
 )
+from registry.defaults import default_dataset
 from tests.datasets.conftest import write_broken, write_image
 
-ENTRY = {
-    "path": "",
-    "enabled": True,
-    "caption_source": "sidecar",
-    "caption_extension": ".txt",
-    "repeats": 1,
-    "bucketing": True,
-    "bucket_step": 64,
-    "max_aspect_ratio": 2.0,
-}
+ENTRY = {**default_dataset(), "path": "", "enabled": True}
 
 
 def entry(folder: Path, **over: object) -> dict[str, object]:

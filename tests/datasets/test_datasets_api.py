@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.routes import datasets_api
-from app.services.container import set_services
 from app.services.datasets import DatasetService
 from tests.datasets.conftest import write_broken, write_image
 
@@ -20,11 +19,10 @@ from tests.datasets.conftest import write_broken, write_image
 @pytest.fixture
 def client(datasets_root: Path, tmp_path: Path) -> Iterator[TestClient]:
     prefs = SimpleNamespace(prefs=SimpleNamespace(datasets_root=str(datasets_root)))
-    set_services(SimpleNamespace(prefs=prefs, datasets=DatasetService(prefs, tmp_path / "thumbs")))  # type: ignore[arg-type]
     app = FastAPI()
+    app.state.services = SimpleNamespace(prefs=prefs, datasets=DatasetService(prefs, tmp_path / "thumbs"))
     app.include_router(datasets_api.router)
     yield TestClient(app)
-    set_services(None)
 
 
 def test_thumbnail_has_etag_and_revalidates(
@@ -55,8 +53,8 @@ def test_escapes_are_refused(client: TestClient, datasets_root: Path, tmp_path: 
             response = client.get(url)
             assert response.status_code == 403, (url, response.text)
             assert (
-                "outside the datasets root" in response.json()["detail"]
-                or "'..'" in response.json()["detail"]
+                "outside the datasets root" in response.json()["error"]
+                or "'..'" in response.json()["error"]
             )
     (datasets_root / "notes.txt").write_text("caption")
     assert client.get(datasets_api.image_url(datasets_root / "notes.txt")).status_code == 404
@@ -65,4 +63,4 @@ def test_escapes_are_refused(client: TestClient, datasets_root: Path, tmp_path: 
 def test_unreadable_image_is_a_clear_error(client: TestClient, datasets_root: Path) -> None:
     broken = write_broken(datasets_root / "bad.png", 0)
     response = client.get(datasets_api.thumbnail_url(broken))
-    assert response.status_code == 422 and "bad.png cannot be read" in response.json()["detail"]
+    assert response.status_code == 422 and "bad.png cannot be read" in response.json()["error"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ from app.server import configure
 from app.services.container import Services, build_services, set_services
 from registry.evaluator import PlatformContext
 from tests.datasets.conftest import write_image
+from tests.page_probe import datasets_tab_of, page_of
 
 if TYPE_CHECKING:
     from app.pages.datasets_tab import DatasetsTab
@@ -42,11 +42,11 @@ async def datasets_user(user: User, home: Path) -> AsyncIterator[User]:
 
 
 def tab_of(user: User) -> DatasetsTab:
-    return importlib.import_module("app.pages.datasets_tab").TABS_BY_CLIENT[user.client.id]
+    return datasets_tab_of(user)
 
 
 def form_of(user: User):
-    return importlib.import_module("app.pages.trainer_page").PAGES[user.client.id].form
+    return page_of(user).form
 
 
 def element(user: User, marker: str) -> ui.element:
@@ -68,7 +68,7 @@ async def test_add_edit_hide_reorder_duplicate_remove(datasets_user: User) -> No
     # Live hiding with the registry's dataset rules: instance prompt only for that source.
     card = tab.cards[0]
     assert not card.fields.controls["instance_prompt"].row.visible
-    element(user, "dataset-0-caption_source").value = "instance_prompt"
+    element(user, "dataset-0-caption_strategy").value = "instance_prompt"
     assert card.fields.controls["instance_prompt"].row.visible
     assert not card.fields.controls["caption_extension"].row.visible
     assert (
@@ -81,7 +81,7 @@ async def test_add_edit_hide_reorder_duplicate_remove(datasets_user: User) -> No
     assert [d["name"] for d in form.datasets] == ["second", "first"]
     user.find(marker="dataset-1-duplicate").click()
     assert [d["name"] for d in form.datasets] == ["second", "first", "first (copy)"]
-    assert form.datasets[2]["caption_source"] == "instance_prompt"
+    assert form.datasets[2]["caption_strategy"] == "instance_prompt"
     user.find(marker="dataset-0-remove").click()
     assert [d["name"] for d in form.datasets] == ["first", "first (copy)"]
     element(user, "dataset-1-enabled").value = False

@@ -59,6 +59,9 @@ def test_required_choices() -> None:
         "adafactor",
         "prodigy",
         "lion",
+        "lion8bit",
+        "adamw_schedulefree",
+        "came",
         "sgd",
     }
     assert set(FIELDS["lr_scheduler"].choice_values) == {

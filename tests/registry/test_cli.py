@@ -94,20 +94,6 @@ def test_datasets_go_through_a_config_file() -> None:
     assert line == "python -m trainer --config run.toml --seed 1"
 
 
-def test_accelerate_line_takes_launch_options_from_the_config() -> None:
-    cfg = {"num_processes": 2, "mixed_precision": "bf16", "use_cpu": False, "seed": 3}
-    words = shlex.split(command_line(cfg, "accelerate"))
-    assert words[:2] == ["accelerate", "launch"]
-    launch = words[2 : words.index("-m")]
-    assert launch == ["--mixed_precision", "bf16", "--num_processes", "2"]
-    assert words[words.index("-m") : words.index("-m") + 2] == ["-m", "trainer"]
-
-
-def test_accelerate_line_with_explicit_launch_options() -> None:
-    line = command_line({"seed": 3}, "accelerate", {"num_processes": 4, "multi_gpu": True})
-    assert line == "accelerate launch --num_processes 4 --multi_gpu -m trainer --seed 3"
-
-
 def test_trainer_help_does_not_import_torch() -> None:
     code = (
         "import sys, runpy; sys.argv=['trainer','--help']\n"

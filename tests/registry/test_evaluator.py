@@ -9,7 +9,10 @@ from registry.field import Scope
 
 CPU = PlatformContext("cpu")
 MPS = PlatformContext("mps")
-CUDA = PlatformContext("cuda", frozenset({"bitsandbytes", "xformers", "transformer_engine"}))
+CUDA = PlatformContext(
+    "cuda",
+    frozenset({"bitsandbytes", "xformers", "transformer_engine", "schedulefree", "came_pytorch"}),
+)
 CUDA_BARE = PlatformContext("cuda")
 
 OPTIMIZER_PARAMS = {
@@ -35,6 +38,22 @@ OPTIMIZER_PARAMS = {
         "prodigy_decouple",
     ],
     "lion": ["lion_beta1", "lion_beta2", "lion_weight_decay"],
+    "lion8bit": ["lion_beta1", "lion_beta2", "lion_weight_decay"],
+    "adamw_schedulefree": [
+        "schedulefree_beta1",
+        "schedulefree_beta2",
+        "schedulefree_weight_decay",
+        "schedulefree_warmup_steps",
+        "schedulefree_epsilon",
+    ],
+    "came": [
+        "came_beta1",
+        "came_beta2",
+        "came_beta3",
+        "came_weight_decay",
+        "came_epsilon1",
+        "came_epsilon2",
+    ],
     "sgd": ["sgd_momentum", "sgd_nesterov", "sgd_weight_decay"],
 }
 ALL_OPTIMIZER_PARAMS = {p for params in OPTIMIZER_PARAMS.values() for p in params}
@@ -250,8 +269,8 @@ def test_fp8_is_greyed_out_naming_its_backends_until_one_is_installed() -> None:
 
 
 def test_platform_detection_looks_for_the_fp8_backends() -> None:
-    from app.services.platform import OPTIONAL_PACKAGES
     from registry.catalogue import ALL_FIELDS
+    from registry.platform import OPTIONAL_PACKAGES
 
     needed = {p for f in ALL_FIELDS for c in f.choices for p in c.packages}
     assert needed <= set(OPTIONAL_PACKAGES)
@@ -263,7 +282,7 @@ def test_dataset_scope_rules() -> None:
     assert not sidecar["crop"].visible and sidecar["bucket_step"].active
     assert not sidecar["keep_tokens"].visible
     other = evaluate(
-        {"caption_source": "instance_prompt", "bucketing": False, "shuffle_caption": True},
+        {"caption_strategy": "instance_prompt", "bucketing": False, "shuffle_caption": True},
         CPU,
         Scope.DATASET,
     )

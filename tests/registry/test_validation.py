@@ -201,7 +201,7 @@ def test_datasets_are_validated_per_entry_with_indexed_paths() -> None:
     raw = {
         "datasets": [
             {"path": "/a"},
-            {"path": "/b", "repeats": 0, "learning_rate": 1e-4, "captoin_source": "sidecar"},
+            {"path": "/b", "repeats": 0, "learning_rate": 1e-4, "captoin_strategy": "textfile"},
             "not a table",
             {"repeats": 2},
         ]
@@ -211,7 +211,7 @@ def test_datasets_are_validated_per_entry_with_indexed_paths() -> None:
     assert messages == {
         "datasets[1].repeats": "must be at least 1 (got 0)",
         "datasets[1].learning_rate": "'learning_rate' is a top-level option, not a dataset option",
-        "datasets[1].captoin_source": "unknown option 'captoin_source'; did you mean 'caption_source'?",
+        "datasets[1].captoin_strategy": "unknown option 'captoin_strategy'; did you mean 'caption_strategy'?",
         "datasets[2]": "must be a table of dataset options, not the text 'not a table'",
         "datasets[3].path": "choose the folder of images for this dataset",
     }

@@ -15,6 +15,7 @@ from nicegui import core
 from nicegui.testing import User
 
 from app.services.run_launch import kill_group
+from tests.page_probe import record_trainer_pages  # noqa: F401  (autouse)
 
 from .helpers import CPU, ServiceFactory, command_builder, fake_command
 
@@ -74,7 +75,7 @@ async def app_user(
     configure(services)
     user.services = services  # type: ignore[attr-defined]
     yield user
-    for live in services.run_service._runs.values():
+    for live in services.run_service.history.runs.values():
         if live.record.pid:
             kill_group(live.record.pid)
     await asyncio.sleep(0.5)

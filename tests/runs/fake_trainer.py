@@ -36,6 +36,7 @@ def main() -> int:
     run_dir = Path(cfg["output_dir"])
     max_steps = int(cfg.get("max_train_steps", 10))
     ckpt_every = int(cfg.get("checkpointing_steps", 0))
+    eval_every = int(cfg.get("eval_steps", 0))  # eval losses: 2 / step, falling
     run_id = os.environ["TUNERDECK_RUN_ID"]
     url, token = (
         os.environ.get("TUNERDECK_CALLBACK_URL"),
@@ -87,6 +88,8 @@ def main() -> int:
             },
         )
         print(f"step {step}", flush=True)
+        if eval_every and step % eval_every == 0:
+            emit("eval", {"step": step, "loss": 2.0 / step, "images": 2})
         if step == int(os.environ.get("FAKE_HANG_AT_STEP", "0")):  # a trainer that stops emitting
             print("fake trainer: stuck in a collective op", flush=True)
             while not stop["requested"]:

@@ -21,6 +21,7 @@ from registry.evaluator import PlatformContext
 from state.config_store import ConfigStore
 from state.run_records import RunRecordStore
 from state.web_ui_state import WebUIStateStore
+from tests.page_probe import page_of
 
 from ..demo_run import demo_config  # noqa: F401  (re-exported)
 
@@ -62,10 +63,10 @@ class ServiceFactory:
 
     def kill_all(self) -> None:
         for service in self.made:
-            for live in service._runs.values():
+            for live in service.history.runs.values():
                 if live.record.pid:
                     kill_group(live.record.pid)
-            for proc in service._procs.values():
+            for proc in service.processes.running.values():
                 kill_group(proc.pid)
 
 
@@ -114,9 +115,7 @@ def step_of(user: User) -> int:
 
 def set_config(user: User, config: dict[str, Any]) -> None:
     """Edit the trainer page's form model, as its widgets would."""
-    import importlib
-
-    page = importlib.import_module("app.pages.trainer_page").PAGES[user.client.id]
+    page = page_of(user)
     with user:
         for name, value in config.items():
             page.form.set_value(name, value)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.services.event_bus import EventBus
-from app.services.events import Event, EventError, parse_event, read_events
 from state.run_records import RunRecord, RunRecordStore
+from tunerdeck_common.events import Event, EventError, parse_event, read_events
 
 
 def ev(seq: int, run_id: str = "r1", type_: str = "log", **data: object) -> Event:

@@ -13,12 +13,12 @@ import pytest
 from nicegui import core
 from nicegui.testing import User
 
-from app.security import AccessPolicy
+from app.access import AccessPolicy
 from app.services.container import build_services, set_services
-from app.services.events import Event
 from app.services.run_service import RunError
 from app.trainer_server import build_trainer_app
 from state.run_records import RunRecord, RunRecordStore
+from tunerdeck_common.events import Event
 
 from .helpers import ServiceFactory, demo_config, element, fake_command, wait_for
 
@@ -190,14 +190,14 @@ async def test_output_dir_and_dataset_paths_are_confined_to_the_roots(
         config=demo_config(1, output_dir="sub", datasets=[{"path": "cats"}])
     )
     assert Path(run.run_dir).parent == (output_root / "sub").resolve()
-    config = service._runs[run.id].record.config
+    config = service.history.runs[run.id].record.config
     assert config["datasets"][0]["path"] == str((datasets_root / "cats").resolve())
 
 
 async def test_the_api_refuses_an_escaping_output_dir_with_a_clear_422(
     runs_home: Path, tmp_path: Path
 ) -> None:
-    services = build_services(nicegui_hooks=False)
+    services = build_services()
     services.run_service.command_builder = fake_command
     app = build_trainer_app(services, AccessPolicy(None, "secret"))
     transport = httpx.ASGITransport(app=app)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.services import run_supervisor
-from app.services.run_supervisor import KEEP_LOADED_FINISHED
+from app.services.run_history import KEEP_LOADED_FINISHED
 
 from .helpers import ServiceFactory, demo_config, fake_command, wait_for
 
@@ -28,9 +28,9 @@ async def test_old_finished_runs_are_let_go_and_read_again_when_opened(
     assert steps_of(first) == [1, 2, 3, 4, 5]
     for run in runs[1:]:
         await service.get_detail(run.id)
-    let_go = service._runs[runs[0].id]
+    let_go = service.history.runs[runs[0].id]
     assert not let_go.loaded and len(let_go.progress) == 0  # not held in memory any more
-    assert sum(live.loaded for live in service._runs.values()) == KEEP_LOADED_FINISHED
+    assert sum(live.loaded for live in service.history.runs.values()) == KEEP_LOADED_FINISHED
     again = await service.get_detail(runs[0].id)
     assert again.progress == first.progress
     assert again.checkpoints == first.checkpoints
@@ -49,7 +49,7 @@ async def test_a_run_let_go_resumes_with_its_whole_history(
     await wait_for(service, run.id, ("running",), step_at_least=2)
     await service.stop_run(run.id)
     stopped = await wait_for(service, run.id, ("stopped",))
-    assert not service._runs[run.id].loaded
+    assert not service.history.runs[run.id].loaded
     await service.resume_run(run.id)
     running = await wait_for(service, run.id, ("running",), step_at_least=stopped.step + 2)
     live_detail = await service.get_detail(run.id)  # while the resumed attempt trains

@@ -9,19 +9,21 @@ from pathlib import Path
 import pytest
 
 from app.services.run_launch import trainer_command
+from registry.defaults import default_config
 
 from .helpers import ServiceFactory, demo_config, wait_for
 
 
 def test_one_process_runs_the_trainer_module_directly(tmp_path: Path) -> None:
-    cmd = trainer_command({"num_processes": 1, "num_machines": 1}, tmp_path, resume=False)
+    cmd = trainer_command(default_config(), tmp_path, resume=False)
     assert cmd == [sys.executable, "-m", "trainer", "--config", str(tmp_path / "run.toml")]
-    resumed = trainer_command({"num_processes": 1}, tmp_path, resume=True)
+    resumed = trainer_command(default_config(), tmp_path, resume=True)
     assert resumed[-2:] == ["--resume_from_checkpoint", "latest"]
 
 
 def test_several_processes_go_through_accelerate_launch(tmp_path: Path) -> None:
     effective = {
+        **default_config(),
         "num_processes": 2,
         "num_machines": 1,
         "mixed_precision": "no",
@@ -52,7 +54,7 @@ async def test_cached_accelerate_overrides_launch_two_processes(
     service = make_service()
     service.prefs.remember_accelerate_overrides({"num_processes": 2, "main_process_port": 29517})
     run = await service.start_run(config=demo_config(2))
-    assert "accelerate.commands.launch" in service._runs[run.id].record.command
+    assert "accelerate.commands.launch" in service.history.runs[run.id].record.command
     done = await wait_for(service, run.id, ("completed",))
     assert done.step == 2
     events = await service.events_after(run.id, 0)

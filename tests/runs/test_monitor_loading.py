@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from nicegui.testing import User
 
-from app.services.events import Event
+from tunerdeck_common.events import Event
 
 from .helpers import demo_config, element, eventually, wait_for
 

@@ -3,13 +3,14 @@ a blocking one stops the start, a warning does not."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from nicegui.testing import User
 from PIL import Image
+
+from tests.page_probe import page_of
 
 from .helpers import demo_config, element, eventually, set_config
 
@@ -38,7 +39,7 @@ async def test_a_warning_is_listed_and_the_run_starts(app_user: User, runs_home:
         (folder / f"{i}.txt").write_text("a blue square")
     await app_user.open("/")
     set_config(app_user, demo_config(3))
-    page = importlib.import_module("app.pages.trainer_page").PAGES[app_user.client.id]
+    page = page_of(app_user)
     with app_user:
         page.form.set_datasets([{"path": "small"}])
     app_user.find(marker="start").click()

@@ -10,7 +10,7 @@ import pytest
 from nicegui.testing import User
 
 from registry.validation import validate_config
-from trainer import repro
+from tunerdeck_common import repro
 
 from .helpers import demo_config, eventually, wait_for
 from .test_runs_page import select, table_ids

@@ -4,10 +4,10 @@ runs history show the run."""
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 from nicegui.testing import User
+
+from tests.page_probe import page_of
 
 from .helpers import demo_config, element, eventually, step_of
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 async def test_start_stop_resume_from_the_page(app_user: User) -> None:
     await app_user.open("/")
-    page = importlib.import_module("app.pages.trainer_page").PAGES[app_user.client.id]
+    page = page_of(app_user)
     with app_user:  # edits made in the page's model, as its widgets would
         for name, value in demo_config(30).items():
             page.form.set_value(name, value)

@@ -9,8 +9,8 @@ import pytest
 from nicegui.testing import User
 
 from app.pages.run_bar import stage_view
-from app.services.events import StageData, read_events
 from trainer.events import EventSink
+from tunerdeck_common.events import StageData, read_events
 
 from .helpers import demo_config, element, eventually, set_config
 
@@ -43,8 +43,8 @@ async def test_the_run_bar_and_monitor_show_the_stage_while_starting(
     set_config(app_user, demo_config(3))
     app_user.find(marker="start").click()
     monitor = more_users()
-    await eventually(lambda: bool(app_user.services.run_service._runs), "the run", 10)  # type: ignore[attr-defined]
-    (run_id,) = app_user.services.run_service._runs  # type: ignore[attr-defined]
+    await eventually(lambda: bool(app_user.services.run_service.history.runs), "the run", 10)  # type: ignore[attr-defined]
+    (run_id,) = app_user.services.run_service.history.runs  # type: ignore[attr-defined]
     await monitor.open(f"/monitor/{run_id}")
     await eventually(
         lambda: "caching latents 2/4" in element(app_user, "run-step").text, "a counted stage", 30

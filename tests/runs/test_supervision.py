@@ -53,7 +53,7 @@ async def test_a_sigkilled_trainer_is_reported_failed_with_its_log_tail(
     service = make_service()
     run = await service.start_run(config=demo_config(100_000))
     await wait_for(service, run.id, ("running",), step_at_least=1)
-    os.kill(service._procs[run.id].pid, signal.SIGKILL)
+    os.kill(service.processes.running[run.id].pid, signal.SIGKILL)
     failed = await wait_for(service, run.id, ("failed",))
     assert failed.exit_code == -signal.SIGKILL
     assert "SIGKILL" in failed.message
@@ -91,7 +91,7 @@ async def test_a_run_that_died_while_the_server_was_down_is_marked_failed(
     first = make_service()
     run = await first.start_run(config=demo_config(100_000))
     await wait_for(first, run.id, ("running",), step_at_least=1)
-    pid = first._procs[run.id].pid
+    pid = first.processes.running[run.id].pid
     await first.shutdown()
     os.killpg(pid, signal.SIGKILL)
     await asyncio.sleep(0.5)

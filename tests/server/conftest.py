@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from app.security import AccessPolicy
+from app.access import AccessPolicy
 from app.services.container import Services, build_services, set_services
 from app.services.event_bus import EventBus
 from app.trainer_server import build_trainer_app
@@ -28,7 +28,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def services(home: Path) -> Iterator[Services]:
-    services = build_services(nicegui_hooks=False)
+    services = build_services()
     yield services
     set_services(None)
 

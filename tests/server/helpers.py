@@ -22,8 +22,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.services.event_bus import EventBus
-from app.services.events import Event
 from app.services.run_service import RunError, RunInfo
+from tunerdeck_common.events import Event
 
 from ..demo_run import demo_config  # noqa: F401  (re-exported)
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.security import AccessPolicy
+from app.access import AccessPolicy
 from app.services.configs import import_text
 from app.services.container import Services
 from app.trainer_server import build_trainer_app

@@ -11,7 +11,7 @@ import pytest
 from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User
 
-from app.security import AccessPolicy
+from app.access import AccessPolicy
 from app.server import configure
 from app.services import configs as config_ops
 from app.services.container import Services, build_services, set_services

@@ -15,7 +15,8 @@ from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from app.security import AccessPolicy, CrossSiteMiddleware
+from app.access import AccessPolicy
+from app.security import CrossSiteMiddleware
 from app.services.container import Services
 from app.trainer_server import build_trainer_app
 
@@ -63,7 +64,7 @@ async def guarded(run_services: Services) -> AsyncIterator[httpx.AsyncClient]:
 async def _kill_all(services: Services) -> None:
     from app.services.run_launch import kill_group
 
-    for live in services.run_service._runs.values():
+    for live in services.run_service.history.runs.values():
         if live.record.pid:
             kill_group(live.record.pid)
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.security import COOKIE, AccessPolicy, server_token
+from app.access import COOKIE, AccessPolicy, server_token
 from app.services.container import Services
 from app.trainer_server import build_trainer_app
 

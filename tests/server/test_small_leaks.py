@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from app import security
-from app.security import AccessPolicy
+from app.access import AccessPolicy
 from app.services.container import Services
 from app.trainer_server import build_trainer_app
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from app.access import AccessPolicy
 from app.routes import sse
-from app.security import AccessPolicy
 from app.services.container import Services
 from app.services.event_bus import EventBus
-from app.services.events import Event
 from app.trainer_server import build_trainer_app
+from tunerdeck_common.events import Event
 
 from .helpers import MemoryRuns, served, wait_for
 

@@ -22,7 +22,7 @@ def test_trainer_server_module_does_not_import_nicegui() -> None:
     code = (
         "import sys, app.trainer_server, app.routes.sse, app.security\n"
         "from app.services.container import build_services\n"
-        "build_services(nicegui_hooks=False)\n"
+        "build_services()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'nicegui'))"
     )
     out = subprocess.run(

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from app.main import main
+from app.server_args import TRAINER_TOKEN_ENV, build_parser, trainer_token
 from app.services.event_bus import EventBus
-from app.services.events import Event
 from app.services.remote_run_service import RemoteRunService
 from app.services.run_service import RunError
+from tunerdeck_common.events import Event
 
 from .helpers import ServerProcess, demo_config, wait_for
 
@@ -126,3 +127,36 @@ async def test_changes_made_through_the_webui_tell_its_other_tabs(trainer: Serve
         assert len(changes) == 1
     finally:
         await remote.shutdown()
+
+
+async def test_the_trainer_servers_token_has_its_own_flag(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(TRAINER_TOKEN_ENV, raising=False)
+    guarded = ServerProcess(
+        ["--mode", "trainer", "--host", "0.0.0.0", "--token", "trainer-secret"],
+        home,
+        ready_path="/api/server",
+    )
+    guarded.start()
+
+    async def runs_seen_with(*argv: str) -> list[str]:
+        args = build_parser().parse_args(["--mode", "webui", "--trainer-url", guarded.url, *argv])
+        remote = RemoteRunService(EventBus(), guarded.url, trainer_token(args))
+        try:
+            return [run.id for run in await remote.list_runs()]
+        finally:
+            await remote.shutdown()
+
+    try:
+        # This server's own token is never sent to the trainer server.
+        with pytest.raises(RunError) as refused:
+            await runs_seen_with("--token", "trainer-secret")
+        assert refused.value.status == 401
+        assert (
+            await runs_seen_with("--token", "ui-secret", "--trainer-token", "trainer-secret") == []
+        )
+        monkeypatch.setenv(TRAINER_TOKEN_ENV, "trainer-secret")
+        assert await runs_seen_with() == []
+    finally:
+        guarded.stop()

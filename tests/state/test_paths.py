@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from state import paths
+from tunerdeck_common import paths
 
 
 def test_env_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -191,7 +191,7 @@ def _aspect_folder(tmp_path: Path) -> Path:
     for i, (w, h) in enumerate(SIZES):
         Image.new("RGB", (w, h), (30 * i, 200 - 25 * i, 90)).save(folder / f"img{i}.png")
         (folder / f"img{i}.txt").write_text(f"block {i}")
-    from trainer.dataset_rules import make_buckets, nearest_bucket
+    from tunerdeck_common.dataset_rules import make_buckets, nearest_bucket
 
     buckets = make_buckets(RESOLUTION, BUCKET_STEP, 2.0)
     assert len({nearest_bucket(s, buckets) for s in SIZES}) >= 3

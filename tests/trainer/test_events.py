@@ -25,7 +25,7 @@ def test_unreachable_callback_never_blocks_or_fails(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_free_port()}/callbacks"  # nothing listens there
     sink = EventSink(tmp_path, "r1", url, "tok", max_buffer=50)
     for i in range(200):
-        sink.emit("progress", {"step": i + 1})
+        sink.emit("progress", {"step": i + 1, "max_steps": 1000})
     sink.close(timeout_s=0.5)
     lines = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [e["seq"] for e in lines] == list(range(1, 201))  # the file has every event
@@ -54,7 +54,7 @@ def test_batches_reach_the_receiver_with_the_token(tmp_path: Path) -> None:
             tmp_path, "r2", f"http://127.0.0.1:{server.server_port}/callbacks", "s3cret"
         )
         for i in range(30):
-            sink.emit("progress", {"step": i + 1})
+            sink.emit("progress", {"step": i + 1, "max_steps": 1000})
         sink.lifecycle("completed")
         sink.close(timeout_s=5)
     finally:
@@ -154,12 +154,12 @@ def test_a_refused_batch_is_dropped_while_server_errors_are_retried(
     try:
         sink = EventSink(tmp_path, "r5", url, "t", flush_interval_s=0.05, max_backoff_s=0.1)
         for i in range(3):
-            sink.emit("progress", {"step": i + 1})
+            sink.emit("progress", {"step": i + 1, "max_steps": 1000})
         _wait(lambda: 3 in _PickyReceiver.accepted)  # after the 503, the batch came again
-        sink.emit("progress", {"step": 4, "bad": True})
+        sink.emit("progress", {"step": 4, "max_steps": 1000, "bad": True})
         _wait(lambda: any(4 in a for a in _PickyReceiver.attempts))
         for i in range(5, 8):
-            sink.emit("progress", {"step": i})
+            sink.emit("progress", {"step": i, "max_steps": 1000})
         sink.lifecycle("completed")
         sink.close(timeout_s=5)
     finally:

@@ -31,9 +31,27 @@ CASES: dict[str, dict[str, Any]] = {
         "num_train_epochs": 1,
         "train_batch_size": 16,
     },
-    "prodigy_dataset": {"optimizer": "prodigy", "use_dataset": True, "cache_latents": True},
+    "prodigy_dataset": {
+        "optimizer": "prodigy",
+        "use_dataset": True,
+        "cache_latents": True,
+        "eval_steps": 2,  # the eval loss with the VAE moved off the device by the cache
+    },
     "adafactor": {"optimizer": "adafactor", "adafactor_relative_step": True},
+    "came_range_bias": {
+        "optimizer": "came",
+        "timestep_bias_strategy": "range",
+        "timestep_bias_begin": 100,
+        "timestep_bias_end": 600,
+    },
+    "schedulefree_later_bias": {
+        "optimizer": "adamw_schedulefree",
+        "timestep_bias_strategy": "later",
+        "checkpoint_epoch_interval": 1,
+    },
     "lion": {"optimizer": "lion", "lr_scheduler": "linear"},
+    "lycoris_loha": {"lora_type": "lycoris", "lycoris_algo": "loha", "train_text_encoder": True},
+    "lycoris_lokr": {"lora_type": "lycoris", "lokr_factor": 4, "lokr_decompose_both": True},
 }
 
 
@@ -52,7 +70,12 @@ def test_every_active_field_is_read(case: str, tmp_path: Path, image_folder: Pat
     overrides = dict(CASES[case])
     if overrides.pop("use_dataset", False):
         overrides["datasets"] = [
-            {"path": str(image_folder), "shuffle_caption": True, "caption_dropout_probability": 0.2}
+            {
+                "path": str(image_folder),
+                "shuffle_caption": True,
+                "caption_dropout_probability": 0.2,
+                "eval_split": 2,
+            }
         ]
     code, cfg = run_in_process(fast(tmp_path / "run", **overrides))
     assert code == 0, read_events(tmp_path / "run")[-1]

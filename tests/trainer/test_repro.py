@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from registry.validation import validate_config
-from trainer import repro
 from trainer.__main__ import _write_repro_record
+from tunerdeck_common import repro
 
 
 def test_the_record_holds_config_command_versions_and_fingerprints(tmp_path: Path) -> None:

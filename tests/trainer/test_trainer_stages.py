@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.services.events import parse_event
+from tunerdeck_common.events import parse_event
 
 from .conftest import fast, read_events, run_in_process
 

@@ -14,6 +14,7 @@ from nicegui.testing import User
 from app.server import configure
 from app.services.container import Services, build_services, set_services
 from registry.evaluator import PlatformContext
+from tests.page_probe import record_trainer_pages  # noqa: F401  (autouse)
 
 
 @pytest.fixture

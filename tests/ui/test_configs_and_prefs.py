@@ -11,6 +11,7 @@ from nicegui.testing import User
 
 from app.server import configure
 from app.services.container import Services
+from tests.page_probe import page_of
 
 
 def element(user: User, marker: str) -> ui.element:
@@ -18,8 +19,6 @@ def element(user: User, marker: str) -> ui.element:
     return found
 
 
-def page_of(user: User):
-    return importlib.import_module("app.pages.trainer_page").PAGES[user.client.id]
 
 
 async def save_as(user: User, name: str) -> None:

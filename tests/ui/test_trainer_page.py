@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
+from typing import Any
 
 from nicegui import ui
 from nicegui.testing import User
 
 from registry.catalogue import FIELDS
+from tests.page_probe import page_of
 
-if TYPE_CHECKING:
-    from app.pages.trainer_page import TrainerPage
-
-
-def page_of(user: User) -> TrainerPage:
-    # NiceGUI's test harness re-imports page modules for every test, so look the page up
-    # in the module that is current now.
-    return importlib.import_module("app.pages.trainer_page").PAGES[user.client.id]
+__all__ = ["choose", "element", "page_of"]
 
 
 def element(user: User, marker: str) -> ui.element:
@@ -50,16 +43,22 @@ async def test_select_change_hides_and_shows_dependent_field(trainer_user: User)
 
 async def test_only_changed_elements_are_updated(trainer_user: User) -> None:
     page = page_of(trainer_user)
+    counts: list[int] = []
+    apply_states = page.fields.apply_states
+
+    def counting(changed: Any) -> int:
+        counts.append(apply_states(changed))
+        return counts[-1]
+
+    page.fields.apply_states = counting  # type: ignore[method-assign]
     choose(trainer_user, "field-model_type", "full")
     lora_rows = [n for n in page.fields.controls if n.startswith("lora_")]
     assert lora_rows and not any(page.fields.controls[n].row.visible for n in lora_rows)
     # Every update is a field row or section that really changed, nothing more.
-    assert (
-        0 < page.fields.last_update_count <= len(page.fields.controls) + len(page.fields.sections)
-    )
+    assert 0 < counts[-1] <= len(page.fields.controls) + len(page.fields.sections)
     trainer_user.find(marker="tab-training").click()
     element(trainer_user, "field-resolution").value = 768  # nothing depends on it
-    assert page.fields.last_update_count == 0
+    assert counts[-1] == 0
 
 
 async def test_disable_shows_its_reason(trainer_user: User) -> None:

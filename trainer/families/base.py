@@ -13,8 +13,9 @@ config, and does every family-specific step of training:
   prompts         encode_prompts(text_encoders, captions) -> {name: batch-first tensor};
                   every row may be cached per caption while the text encoders are frozen
   latents         scale_latents(sample): the VAE sample in the denoiser's latent space
-  noise           add_noise(latents, batch) -> Noised: noisy input, timesteps, target and
-                  per-sample loss weights (DDPM epsilon / v-prediction, or flow matching)
+  noise           add_noise(latents, batch, fixed=None) -> Noised: noisy input, timesteps,
+                  target and per-sample loss weights (DDPM epsilon / v-prediction, or flow
+                  matching); `fixed` gives the noise and levels instead of drawing them
   forward         predict(denoiser, noised, embeds, batch): the denoiser with the family's
                   extra conditioning (SDXL time ids, Flux guidance and packed latents, SD3
                   pooled projections)
@@ -60,8 +61,21 @@ class Noised:
     target: torch.Tensor  # same shape as the denoiser's prediction
     # Per-sample loss weights, shape (batch,) or broadcastable to the per-element loss; None: 1.
     weights: torch.Tensor | None = None
+    # Per-element loss mask in the prediction's (unpacked) layout, (batch, 1, h, w) in [0, 1]:
+    # multiplies the per-element loss before its mean. None: every element counts.
+    mask: torch.Tensor | None = None
     # Family-specific values the loss or forward needs (flow matching: sigmas).
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FixedNoise:
+    """Given noise and noise levels for add_noise instead of random draws (the eval loss)."""
+
+    noise: torch.Tensor  # the latents' shape
+    # (batch,) in [0, 1): the fraction of the schedule training's timestep sampling draws,
+    # mapped to timesteps / sigmas the way training maps it.
+    levels: torch.Tensor
 
 
 def read_model_index(path: str) -> dict[str, Any] | None:
@@ -325,7 +339,9 @@ class Family(ABC):
         return (sample - shift) * self.vae.config.scaling_factor
 
     @abstractmethod
-    def add_noise(self, latents: torch.Tensor, batch: Mapping[str, Any]) -> Noised: ...
+    def add_noise(
+        self, latents: torch.Tensor, batch: Mapping[str, Any], fixed: FixedNoise | None = None
+    ) -> Noised: ...
 
     @abstractmethod
     def predict(

@@ -23,6 +23,7 @@ import torch
 from trainer.families._parts import TextEncoderUse
 from trainer.families.base import (
     Family,
+    FixedNoise,
     Noised,
     add_file_metadata,
     replace_dir,
@@ -84,9 +85,14 @@ def sample_sigmas(
         logit_std=logit_std,
         mode_scale=mode_scale,
     )
+    return sigmas_at(scheduler, u, image_seq_len)
+
+
+def sigmas_at(scheduler: Any, u: torch.Tensor, image_seq_len: int | None = None) -> torch.Tensor:
+    """The sigmas at fractions `u` in [0, 1) of the training scheduler's sigmas."""
     n = scheduler.config.num_train_timesteps
     # u can reach 1.0 (a saturated sigmoid, or 'mode' at u = 0): keep the index in range.
-    indices = (u * n).long().clamp(0, n - 1)
+    indices = (u.cpu() * n).long().clamp(0, n - 1)
     sigmas = scheduler.sigmas[indices].float()
     if scheduler.config.use_dynamic_shifting and image_seq_len is not None:
         sigmas = scheduler.time_shift(resolution_mu(scheduler, image_seq_len), 1.0, sigmas)
@@ -100,9 +106,14 @@ def loss_weights(weighting_scheme: str, sigmas: torch.Tensor) -> torch.Tensor:
 
 
 def flow_noise(
-    latents: torch.Tensor, sigmas: torch.Tensor, num_train_timesteps: int, weighting_scheme: str
+    latents: torch.Tensor,
+    sigmas: torch.Tensor,
+    num_train_timesteps: int,
+    weighting_scheme: str,
+    noise: torch.Tensor | None = None,
 ) -> Noised:
-    noise = torch.randn_like(latents)
+    if noise is None:
+        noise = torch.randn_like(latents)
     s = sigmas.to(latents.device, torch.float32).view(-1, *([1] * (latents.ndim - 1)))
     noisy = ((1.0 - s) * latents.float() + s * noise.float()).to(latents.dtype)
     return Noised(
@@ -134,6 +145,8 @@ def flow_loss(
             c = (1 - huber_c) * (1 - sigmas) ** 2 + huber_c
         c = c.view(-1, *([1] * (x.ndim - 1)))
         per = pseudo_huber(x, c) if loss_type == "huber" else smooth_l1(x, c)
+    if noised.mask is not None:  # in the unpacked latent layout (Flux unpacks in predict)
+        per = per * noised.mask.to(per.device, per.dtype)
     per = per.mean(dim=list(range(1, per.ndim)))
     if noised.weights is not None:
         per = per * noised.weights.view(-1).to(per.device)
@@ -197,6 +210,7 @@ class FlowFamily(Family):
         from peft import LoraConfig
         from peft.utils import get_peft_model_state_dict
 
+        from trainer.adapters import adapter_config
         from trainer.families._parts import (
             LORA_INIT,
             TEXT_ENCODER_LORA_TARGETS,
@@ -212,8 +226,10 @@ class FlowFamily(Family):
             "use_dora": cfg["use_dora"],
         }
         targets = lora_targets(self.denoiser, cfg["lora_target_modules"])
-        self.denoiser.add_adapter(
-            LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, **common)
+        self.denoiser.add_adapter(  # LoRA, or LyCORIS with lora_type=lycoris
+            adapter_config(
+                cfg, LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, **common)
+            )
         )
         adapted = [self.denoiser]
         te_rank = cfg["text_encoder_lora_rank"]
@@ -231,7 +247,7 @@ class FlowFamily(Family):
                 layers_pattern=None if len(layers) == n else "layers",
                 **common,
             )
-            add_text_encoder_adapter(self.text_encoders[i], te_cfg)
+            add_text_encoder_adapter(self.text_encoders[i], adapter_config(cfg, te_cfg))
             adapted.append(self.text_encoders[i])
         if cfg["lora_init"] == "pissa":
             self.initial_adapters = [
@@ -250,8 +266,15 @@ class FlowFamily(Family):
             patch = 2  # Flux packs 2x2 latent patches into one token
         return (latents.shape[-2] // patch) * (latents.shape[-1] // patch)
 
-    def add_noise(self, latents: torch.Tensor, batch: Mapping[str, Any]) -> Noised:
+    def add_noise(
+        self, latents: torch.Tensor, batch: Mapping[str, Any], fixed: FixedNoise | None = None
+    ) -> Noised:
         cfg = self.cfg
+        if fixed is not None:
+            sigmas = sigmas_at(self.train_scheduler, fixed.levels, self.image_seq_len(latents))
+            return flow_noise(
+                latents, sigmas, self.num_train_timesteps, cfg["weighting_scheme"], fixed.noise
+            )
         sigmas = sample_sigmas(
             self.train_scheduler,
             latents.shape[0],
@@ -329,6 +352,11 @@ class FlowFamily(Family):
         names = [self.denoiser_name]
         names += [self.text_encoder_names[i] for i in self.trainable_text_encoders()]
         parts = dict(zip(names, modules, strict=True))
+        if self.cfg["lora_type"] == "lycoris":  # diffusers' layout has no LoHa / LoKr form
+            from trainer.adapters import flow_name_of, write_lycoris_file
+
+            name_of = flow_name_of(self.denoiser_name)
+            return write_lycoris_file(self.cfg, self, parts, file, dtype, name_of)
         initial = self.initial_adapters or [None] * len(parts)
         kwargs: dict[str, Any] = {}
         for (name, module), init in zip(parts.items(), initial, strict=True):

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from trainer import timestep_bias
 from trainer.families._parts import (
     LORA_INIT,
     TEXT_ENCODER_LORA_TARGETS,
@@ -25,7 +26,7 @@ from trainer.families._parts import (
     from_pretrained,
     local_first,
 )
-from trainer.families.base import Family, Noised
+from trainer.families.base import Family, FixedNoise, Noised
 
 VALIDATION_SCHEDULERS = {
     "ddim": "DDIMScheduler",
@@ -151,6 +152,8 @@ def add_lora(models: Models, cfg: Mapping[str, Any]) -> None:
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
+    from trainer.adapters import adapter_config
+
     rank, alpha = cfg["lora_rank"], cfg["lora_alpha"]
     if cfg["lora_init"] == "pissa":
         _check_pissa_targets(models.unet, cfg["lora_target_modules"])
@@ -160,10 +163,9 @@ def add_lora(models: Models, cfg: Mapping[str, Any]) -> None:
         "use_rslora": cfg["use_rslora"],
         "use_dora": cfg["use_dora"],
     }
-    models.unet.add_adapter(
-        LoraConfig(
-            r=rank, lora_alpha=alpha, target_modules=list(cfg["lora_target_modules"]), **common
-        )
+    targets = list(cfg["lora_target_modules"])
+    models.unet.add_adapter(  # LoRA, or LyCORIS with lora_type=lycoris (trainer.adapters)
+        adapter_config(cfg, LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, **common))
     )
     adapted = [models.unet]
     if cfg["train_text_encoder"]:
@@ -183,7 +185,7 @@ def add_lora(models: Models, cfg: Mapping[str, Any]) -> None:
                 layers_pattern=None if len(layers) == n else "layers",
                 **common,
             )
-            add_text_encoder_adapter(te, te_cfg)
+            add_text_encoder_adapter(te, adapter_config(cfg, te_cfg))
             adapted.append(te)
     if cfg["lora_init"] == "pissa":
         models.initial_adapters = [
@@ -307,17 +309,44 @@ class SD(Family):
         return out
 
     # ---- noise, forward, loss --------------------------------------------------------------
-    def add_noise(self, latents: torch.Tensor, batch: Mapping[str, Any]) -> Noised:
-        """DDPM noising; the random draws in the order the trainer has always made them."""
+    def add_noise(
+        self, latents: torch.Tensor, batch: Mapping[str, Any], fixed: FixedNoise | None = None
+    ) -> Noised:
+        """DDPM noising; the random draws in the order the trainer has always made them.
+        `fixed`: its noise at its levels over the whole schedule (no offset, no perturbation)."""
         cfg, sched = self.cfg, self.noise_scheduler
+        if fixed is not None:
+            n = sched.config.num_train_timesteps
+            timesteps = (fixed.levels * n).long().clamp(0, n - 1).to(latents.device)
+            noisy = sched.add_noise(latents, fixed.noise, timesteps)
+            target = fixed.noise
+            if self.prediction_type == "v_prediction":
+                target = sched.get_velocity(latents, fixed.noise, timesteps)
+            return Noised(noisy=noisy, timesteps=timesteps, target=target)
         device = latents.device
         noise = torch.randn_like(latents)
         if cfg["noise_offset"]:
             noise += cfg["noise_offset"] * torch.randn(
                 latents.shape[0], latents.shape[1], 1, 1, device=device, dtype=latents.dtype
             )
-        t_max = min(cfg["max_timestep"], sched.config.num_train_timesteps)
-        timesteps = torch.randint(cfg["min_timestep"], t_max, (latents.shape[0],), device=device)
+        n_train = sched.config.num_train_timesteps
+        t_max = min(cfg["max_timestep"], n_train)
+        if cfg["timestep_bias_strategy"] == "none":  # uniform: the draws runs always made
+            timesteps = torch.randint(
+                cfg["min_timestep"], t_max, (latents.shape[0],), device=device
+            )
+        else:
+            weights = timestep_bias.timestep_weights(
+                n_train,
+                cfg["timestep_bias_strategy"],
+                multiplier=cfg["timestep_bias_multiplier"],
+                portion=cfg["timestep_bias_portion"],
+                begin=cfg["timestep_bias_begin"],
+                end=cfg["timestep_bias_end"],
+            )
+            timesteps = timestep_bias.sample_timesteps(
+                weights, latents.shape[0], cfg["min_timestep"], t_max
+            ).to(device)
         timesteps = timesteps.long()
         model_noise = noise
         if cfg["input_perturbation"]:
@@ -367,6 +396,8 @@ class SD(Family):
             snr_gamma=cfg["snr_gamma"],
             prediction_type=self.prediction_type,
             noise_scheduler=self.noise_scheduler,
+            mask=noised.mask,
+            weights=noised.weights,
         )
 
     # ---- saving and validation -------------------------------------------------------------
@@ -427,6 +458,6 @@ class Demo(SD):
 
     @classmethod
     def default_dataset(cls) -> Path | None:
-        from trainer.demo_dataset import ensure_demo_dataset
+        from tunerdeck_common.demo_dataset import ensure_demo_dataset
 
         return ensure_demo_dataset()

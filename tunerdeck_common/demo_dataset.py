@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from trainer.paths import datasets_dir
+from tunerdeck_common.paths import default_datasets_root
 
 VERSION = 1
 SIZE = 96
@@ -71,7 +71,7 @@ def ensure_demo_dataset(path: Path | None = None) -> Path:
 
     Written to a temp folder and renamed into place, so a crash never leaves half a dataset.
     """
-    target = Path(path) if path else datasets_dir() / "demo"
+    target = Path(path) if path else default_datasets_root() / "demo"
     marker = target / ".tunerdeck-demo.json"
     if marker.exists():
         try:

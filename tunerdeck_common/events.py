@@ -1,8 +1,13 @@
-"""The event schema the trainer writes (trainer/events.py) as pydantic models, and readers for events.jsonl.
+"""The event wire contract between the trainer and the server, as pydantic models.
 
-Every event: {"v": 1, "run_id", "seq" (per run, from 1), "ts", "type", "data"}; `data` is
-checked against the keys its type promises, so a malformed event is refused with a message
-that says what is wrong, instead of breaking a chart later.
+Every event: {"v": 1, "run_id", "seq" (per run, from 1, no gaps), "ts", "type", "data"}. The
+typed events form one union discriminated on `type`; `data` of each kind is checked against
+the keys its kind promises. The trainer (trainer/events.py) builds every event through
+`make_event`, so what it writes to events.jsonl and POSTs to /callbacks is exactly what the
+server's `parse_event` accepts; a malformed event is refused with a message that says what is
+wrong, instead of breaking a chart later.
+
+A new kind: add its data model, its `XEvent` class and put it in `TypedEvent`; nothing else.
 """
 
 from __future__ import annotations
@@ -10,18 +15,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from tunerdeck_common.runstate import LIFECYCLE_STATES
 
 EVENTS_FILE = "events.jsonl"
 SCHEMA_VERSION = 1
 
-EventType = Literal[
-    "lifecycle", "progress", "stage", "validation", "checkpoint", "log", "error", "alert"
-]
 LifecycleState = Literal["starting", "running", "stopping", "stopped", "completed", "failed"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+assert get_args(LifecycleState) == LIFECYCLE_STATES, "lifecycle states follow RunState"
 
 
 class _Data(BaseModel):
@@ -90,19 +95,98 @@ class ErrorData(_Data):
     traceback: str = ""
 
 
+class EvalData(_Data):
+    """The eval loss at `step`: the training loss on `images` held-out images at fixed noise
+    (trainer/eval_loss.py), comparable across steps and runs."""
+
+    step: int = Field(ge=0)
+    loss: float
+    images: int = Field(default=0, ge=0)
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    v: Literal[1] = 1
+    run_id: str = Field(min_length=1, max_length=200)
+    seq: int = Field(ge=1)
+    ts: float
+
+
+class LifecycleEvent(_Envelope):
+    type: Literal["lifecycle"] = "lifecycle"
+    data: LifecycleData
+
+
+class ProgressEvent(_Envelope):
+    type: Literal["progress"] = "progress"
+    data: ProgressData
+
+
+class StageEvent(_Envelope):
+    type: Literal["stage"] = "stage"
+    data: StageData
+
+
+class ValidationEvent(_Envelope):
+    type: Literal["validation"] = "validation"
+    data: ValidationData
+
+
+class CheckpointEvent(_Envelope):
+    type: Literal["checkpoint"] = "checkpoint"
+    data: CheckpointData
+
+
+class LogEvent(_Envelope):
+    type: Literal["log"] = "log"
+    data: LogData
+
+
+class ErrorEvent(_Envelope):
+    type: Literal["error"] = "error"
+    data: ErrorData
+
+
+class AlertEvent(_Envelope):
+    type: Literal["alert"] = "alert"
+    data: AlertData
+
+
+class EvalEvent(_Envelope):
+    type: Literal["eval"] = "eval"
+    data: EvalData
+
+
+TypedEvent = Annotated[
+    LifecycleEvent
+    | ProgressEvent
+    | StageEvent
+    | ValidationEvent
+    | CheckpointEvent
+    | LogEvent
+    | ErrorEvent
+    | AlertEvent
+    | EvalEvent,
+    Field(discriminator="type"),
+]
+TYPED_EVENT: TypeAdapter[TypedEvent] = TypeAdapter(TypedEvent)
+
+# kind -> its data model, derived from the union so the two cannot disagree.
 DATA_MODELS: dict[str, type[_Data]] = {
-    "lifecycle": LifecycleData,
-    "progress": ProgressData,
-    "stage": StageData,
-    "validation": ValidationData,
-    "checkpoint": CheckpointData,
-    "log": LogData,
-    "error": ErrorData,
-    "alert": AlertData,
+    cls.model_fields["type"].default: cls.model_fields["data"].annotation
+    for cls in get_args(get_args(TypedEvent)[0])
 }
+EventType = Literal[
+    "lifecycle", "progress", "stage", "validation", "checkpoint", "log", "error", "alert", "eval"
+]
+assert set(get_args(EventType)) == set(DATA_MODELS), "EventType lists every kind of TypedEvent"
 
 
 class Event(BaseModel):
+    """One event as the server keeps it: the envelope with `data` as a plain dict (what the
+    record, the SSE stream and the charts read), validated against its kind's model."""
+
     model_config = ConfigDict(frozen=True)
 
     v: Literal[1] = 1
@@ -118,8 +202,26 @@ class Event(BaseModel):
         return self
 
     def typed(self) -> _Data:
-        """`data` as its type's model (validated already, so this cannot fail)."""
+        """`data` as its kind's model (validated already, so this cannot fail)."""
         return DATA_MODELS[self.type].model_validate(self.data)
+
+    def as_typed(self) -> TypedEvent:
+        """The whole event as its kind's member of the union."""
+        return TYPED_EVENT.validate_python(self.model_dump())
+
+
+def make_event(
+    run_id: str, seq: int, ts: float, type_: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The JSON-able dict of one event, checked against the contract (ValueError when it does
+    not follow it). `data` keeps the keys it was given, defaults are not added: the bytes the
+    trainer sends are the ones it was asked to send."""
+    raw = {"v": SCHEMA_VERSION, "run_id": run_id, "seq": seq, "ts": ts, "type": type_, "data": data}
+    try:
+        TYPED_EVENT.validate_python(raw)
+    except ValidationError as exc:
+        raise EventError(describe(exc)) from None
+    return raw
 
 
 class EventError(ValueError):

@@ -1,8 +1,13 @@
 """Fields-to-UI: turns FieldViews into NiceGUI elements and applies state changes to them.
 
 Each field is a row (label, CLI flag, help icon, control, hint, disabled reason, error).
-After an edit only the rows whose state changed are touched; `last_update_count` says how
-many elements that was (the bench reads it).
+After an edit only the rows whose state changed are touched; `apply_states` returns how many
+elements that was.
+
+Given `current_view` (name -> the field's FieldView now), a row that starts hidden (an
+advanced field while advanced ones are off, or one a dependency hides) is an empty placeholder
+until it is first shown, then built from the form's values and states of that moment: most of
+a tab's fields start hidden, and every element built costs the server and the browser.
 """
 
 from __future__ import annotations
@@ -28,12 +33,16 @@ FolderPicker = Callable[[str, Callable[[str], None]], None]
 class FieldControl:
     view: FieldView
     row: ui.element
-    control: Any  # a NiceGUI value element
-    reason: ui.label
-    error: ui.label
+    control: Any  # a NiceGUI value element; None until a placeholder row is first shown
+    reason: Any  # ui.label (None until built, as control)
+    error: Any  # ui.label (None until built, as control)
     rule_visible: bool
     enabled: bool
     section: SectionControl | None = None
+
+    @property
+    def built(self) -> bool:
+        return self.control is not None
 
     @property
     def advanced(self) -> bool:
@@ -64,15 +73,16 @@ class FieldsUI:
         pick_folder: FolderPicker,
         show_advanced: bool,
         specs: Mapping[str, ConfigField] | None = None,
+        current_view: Callable[[str], FieldView] | None = None,
     ) -> None:
         # specs: the catalogue the rendered fields come from (DATASET_FIELDS for a dataset entry).
         self.specs: Mapping[str, ConfigField] = FIELDS if specs is None else specs
         self.on_edit = on_edit
         self.pick_folder = pick_folder
         self.show_advanced = show_advanced
+        self.current_view = current_view  # None: every row is built at once
         self.controls: dict[str, FieldControl] = {}
         self.sections: list[SectionControl] = []
-        self.last_update_count = 0
         self._suppress = False
 
     # ---- building ------------------------------------------------------------------------
@@ -104,7 +114,17 @@ class FieldsUI:
             .mark(f"row-{view.name}")
         )
         row.props(f"data-field={view.name}")  # a stable hook for real-browser tests
-        with row:
+        ctl = FieldControl(view, row, None, None, None, view.visible, True)
+        self.controls[view.name] = ctl
+        if self.current_view is not None and not self._row_visible(ctl):
+            row.visible = False  # built when first shown (_reveal)
+            return ctl
+        self._build_row(ctl, view)
+        row.visible = self._row_visible(ctl)
+        return ctl
+
+    def _build_row(self, ctl: FieldControl, view: FieldView) -> None:
+        with ctl.row:
             with ui.row().classes("items-center gap-2 no-wrap w-full"):
                 ui.label(view.label).classes("text-sm font-medium")
                 ui.label(view.flag).classes("text-xs font-mono text-grey-7 td-flag")
@@ -129,10 +149,16 @@ class FieldsUI:
             error.visible = bool(view.error)
         if disabled:
             control.disable()
-        ctl = FieldControl(view, row, control, reason, error, view.visible, not disabled)
-        row.visible = self._row_visible(ctl)
-        self.controls[view.name] = ctl
-        return ctl
+        ctl.view, ctl.control, ctl.reason, ctl.error = view, control, reason, error
+        ctl.rule_visible, ctl.enabled = view.visible, not disabled
+
+    def _show_row(self, ctl: FieldControl) -> None:
+        """Bring the row's visibility in line; a placeholder row is built as it first shows."""
+        visible = self._row_visible(ctl)
+        if visible and not ctl.built:
+            assert self.current_view is not None
+            self._build_row(ctl, self.current_view(ctl.view.name))
+        ctl.row.set_visibility(visible)
 
     def _render_control(self, view: FieldView) -> Any:
         name = view.name
@@ -228,11 +254,14 @@ class FieldsUI:
             if state.visible != ctl.rule_visible:
                 ctl.rule_visible = state.visible
                 if ctl.row.visible != self._row_visible(ctl):  # an advanced row may stay hidden
-                    ctl.row.set_visibility(self._row_visible(ctl))
+                    built = ctl.built
+                    self._show_row(ctl)
                     touched.add(ctl.row.id)
+                    if not built and ctl.built:
+                        touched.add(ctl.control.id)  # built just now, from the current state
                     if ctl.section is not None and ctl.section not in dirty_sections:
                         dirty_sections.append(ctl.section)
-            if not state.visible:
+            if not state.visible or not ctl.built:
                 continue  # a hidden row keeps its control as is: nothing on screen to update
             if state.enabled != ctl.enabled:
                 ctl.enabled = state.enabled
@@ -248,8 +277,7 @@ class FieldsUI:
         for section in dirty_sections:
             if self._sync_section(section):
                 touched.add(section.card.id)
-        self.last_update_count = len(touched)
-        return self.last_update_count
+        return len(touched)
 
     def _sync_options(self, ctl: FieldControl, state: FieldState) -> set[int]:
         options = options_for(self.specs[ctl.view.name], state)
@@ -279,7 +307,7 @@ class FieldsUI:
         count = 0
         for ctl in self.controls.values():
             if ctl.advanced and ctl.row.visible != self._row_visible(ctl):
-                ctl.row.set_visibility(self._row_visible(ctl))
+                self._show_row(ctl)
                 count += 1
         for section in self.sections:
             count += self._sync_section(section)
@@ -287,8 +315,10 @@ class FieldsUI:
 
     def set_error(self, name: str, message: str | None) -> bool:
         ctl = self.controls.get(name)
-        if ctl is None or (
-            ctl.error.text == (message or "") and ctl.error.visible == bool(message)
+        if (
+            ctl is None
+            or not ctl.built  # built with the error of that moment
+            or (ctl.error.text == (message or "") and ctl.error.visible == bool(message))
         ):
             return False
         ctl.error.text = message or ""
@@ -304,7 +334,7 @@ class FieldsUI:
         try:
             for name, value in values.items():
                 ctl = self.controls.get(name)
-                if ctl is not None:
+                if ctl is not None and ctl.built:  # (a placeholder reads the form when built)
                     ctl.control.value = _to_widget_value(ctl.view, value)
         finally:
             self._suppress = False

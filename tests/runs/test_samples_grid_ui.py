@@ -1,0 +1,78 @@
+"""The monitor shows sample images as a grid, prompts (rows) by validation steps (columns): a
+person reads along a row to see the training take hold. A validation that arrives while the
+page is open adds its column."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nicegui.testing import User
+from PIL import Image
+
+from tunerdeck_common.events import Event
+
+from .helpers import demo_config, element, eventually, wait_for
+
+PROMPTS = [("", "a red circle"), ("beach", "a dog on a beach")]
+
+
+@pytest.fixture
+def trainer_command(fake_trainer_command: Any) -> Any:
+    return fake_trainer_command  # the page's logic is under test, not training
+
+
+def _validation(run_id: str, seq: int, run_dir: Path, step: int) -> Event:
+    folder = run_dir / "validation" / f"step-{step:06d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    images = []
+    for index, (name, prompt) in enumerate(PROMPTS):
+        path = folder / f"{index}.png"
+        Image.new("RGB", (32, 32), (index * 90, step * 20, 50)).save(path)
+        images.append({"path": str(path), "prompt": prompt, "name": name, "seed": 7})
+    return Event(
+        run_id=run_id,
+        seq=seq,
+        ts=time.time(),
+        type="validation",
+        data={"step": step, "images": images},
+    )
+
+
+def _cells(user: User) -> set[str]:
+    return {
+        m
+        for e in user.find(marker="samples-grid").elements
+        for child in e.descendants()
+        for m in child._markers
+        if m.startswith("grid-cell-")
+    }
+
+
+async def test_the_monitor_draws_prompts_by_steps(app_user: User) -> None:
+    service = app_user.services.run_service  # type: ignore[attr-defined]
+    run = await service.start_run(config=demo_config(2))
+    run = await wait_for(service, run.id, ("completed",))
+    run_dir = Path(run.run_dir)
+    seq = run.last_seq
+    for step in (0, 2):
+        seq += 1
+        assert service.ingest(_validation(run.id, seq, run_dir, step))
+
+    await app_user.open(f"/monitor/{run.id}")
+    await app_user.should_see(marker="samples-grid")
+    assert _cells(app_user) == {f"grid-cell-{r}-{s}" for r in (0, 1) for s in (0, 2)}
+    assert len(app_user.find(marker="validation-image").elements) == 2 * 2
+    await app_user.should_see("beach")  # a library entry's row shows its name
+    await app_user.should_see("a dog on a beach")
+    await app_user.should_see(marker="grid-step-2")
+
+    seq += 1
+    assert service.ingest(_validation(run.id, seq, run_dir, 4))  # arrives while the page is open
+    await eventually(lambda: "grid-cell-1-4" in _cells(app_user), "a step-4 column", timeout=10)
+    assert len(app_user.find(marker="validation-image").elements) == 2 * 3
+    cell = element(app_user, "grid-cell-1-4")
+    (image,) = [c for c in cell.descendants() if "validation-image" in c._markers]
+    assert image.props["src"].startswith(f"/api/runs/{run.id}/file?path=validation")
