@@ -10,6 +10,8 @@ from nicegui import app as nicegui_app
 
 from app.routes import install_routes
 from app.services.container import Services, set_services
+from app.services.run_supervisor import LocalRunService
+from app.services.stall import StallWatch
 
 
 def register_pages() -> None:
@@ -28,13 +30,11 @@ def configure(services: Services, *, pages: bool = True) -> None:
     install_routes(nicegui_app)
     if services.run_service is not None:
         services.run_service.install(nicegui_app)  # started and shut down with the app
-    if services.run_service is not None and services.event_bus is not None:
-        from app.services.stall import StallWatch
-
-        # Runs the trainers of this server; a webui-mode server's runs are watched by theirs.
-        # (Configured again in an app that is already started, as tests do: no watch.)
-        if hasattr(services.run_service, "ingest") and not nicegui_app.is_started:
-            watch = StallWatch(services.event_bus, services.run_service)
-            nicegui_app.on_startup(watch.start)
+    # The trainers this server runs are watched for stalls; a webui-mode server's are watched
+    # by their own server. (Configured again in an app already started, as tests do: no watch.)
+    local = isinstance(services.run_service, LocalRunService)
+    if local and services.event_bus is not None and not nicegui_app.is_started:
+        watch = StallWatch(services.event_bus, services.run_service)
+        nicegui_app.on_startup(watch.start)
     if pages:
         register_pages()

@@ -33,9 +33,12 @@ def build_trainer_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await services.run_service.ensure_started()
+        runs = services.run_service
+        if runs is not None:
+            await runs.ensure_started()
         yield
-        await services.run_service.shutdown()
+        if runs is not None:
+            await runs.shutdown()
 
     app = FastAPI(title="tunerdeck trainer server", version="1", lifespan=lifespan)
     app.state.services = services

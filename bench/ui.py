@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -122,22 +123,41 @@ async def change_figures() -> dict[str, float]:
     from registry.evaluator import PlatformContext
 
     async with user_simulation() as user:
+        from app.pages.trainer_page import TrainerPage
+
+        pages: list[TrainerPage] = []
+        build = TrainerPage.build
+
+        def recording_build(self: TrainerPage) -> None:  # the page, seen from outside
+            pages.append(self)
+            build(self)
+
+        TrainerPage.build = recording_build  # type: ignore[method-assign]  # watched from outside
         configure(build_services(platform=PlatformContext()))
         await user.open("/")
-        import app.pages.trainer_page as trainer_page
 
         client: Client = user.client
-        page = trainer_page.PAGES[client.id]
+        page = pages[-1]
         select = page.fields.controls["model_type"].control
+        counts: list[int] = []
+        apply_states = page.fields.apply_states
+
+        def counting(changed: Any) -> int:
+            counts.append(apply_states(changed))
+            return counts[-1]
+
+        page.fields.apply_states = counting  # type: ignore[method-assign]  # counted from outside
         times, updates, ours = [], [], []
         for i in range(40):
             client.outbox.updates.clear()
             value = "full" if i % 2 == 0 else "lora"
+            started = time.perf_counter()
             with client:
                 select.value = value  # the same path as a browser's change event
-            times.append(page.last_apply_ms)
+            times.append((time.perf_counter() - started) * 1000)
             updates.append(len(client.outbox.updates))
-            ours.append(page.fields.last_update_count)
+            ours.append(counts[-1])
+        TrainerPage.build = build  # type: ignore[method-assign]  # put back
         elements = len(client.elements)
     shutil.rmtree(tmp, ignore_errors=True)
     return {

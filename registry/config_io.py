@@ -111,9 +111,10 @@ def parse_config_text(text: str, fmt: str = "toml") -> dict[str, Any]:
 BESIDE_CONFIG = ("user_prompt_library",)
 
 
-def _beside(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """Relative BESIDE_CONFIG paths made absolute against the config file's folder, so the
-    run (which reads a copy of the config elsewhere) finds the same file."""
+def resolve_beside(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Relative BESIDE_CONFIG paths made absolute against `folder` (the config file's; for a
+    config that is no file, the folder it was validated in), so a run that reads a copy of
+    the config elsewhere finds the same file. Changes and returns `raw`."""
     for key in BESIDE_CONFIG:
         value = raw.get(key)
         if isinstance(value, str) and value.strip() and not user_path(value).is_absolute():
@@ -138,7 +139,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigFileError([f"not UTF-8 text (byte {exc.start})"], target) from exc
     try:
-        return _beside(parse_config_text(text, _format(target)), target.parent)
+        return resolve_beside(parse_config_text(text, _format(target)), target.parent)
     except ConfigFileError as exc:
         raise ConfigFileError(exc.errors, target) from exc
 
@@ -158,5 +159,6 @@ __all__ = [
     "loads_json",
     "loads_toml",
     "parse_config_text",
+    "resolve_beside",
     "save_config_file",
 ]

@@ -216,7 +216,7 @@ def facts_from_header(
     for v in header.values():
         if isinstance(v, dict):
             dtypes[str(v.get("dtype"))] = dtypes.get(str(v.get("dtype")), 0) + 1
-    dtype = max(dtypes, key=dtypes.get) if dtypes else "?"  # type: ignore[arg-type]
+    dtype = max(dtypes, key=lambda name: dtypes[name]) if dtypes else "?"
     return ModelFileFacts(
         path=path,
         size_bytes=size,

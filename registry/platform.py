@@ -14,7 +14,7 @@ import platform as _platform
 from functools import lru_cache
 
 from registry.catalogue import ALL_FIELDS
-from registry.evaluator import PlatformContext
+from registry.evaluator import Device, PlatformContext
 
 OPTIONAL_PACKAGES = (
     "bitsandbytes",
@@ -59,6 +59,7 @@ def any_platform() -> PlatformContext:
 
 @lru_cache(maxsize=1)
 def detect_platform() -> PlatformContext:
+    device: Device
     if has_nvidia_gpu():
         device = "cuda"
     elif _platform.system() == "Darwin" and _platform.machine() == "arm64":

@@ -70,7 +70,7 @@ def _type_error(f: ConfigField, value: Any) -> str | None:
 SAFE_NUMBER = 2**53 - 1
 
 
-def _bounds_error(f: ConfigField, value: int | float) -> str | None:
+def _bounds_error(f: ConfigField, value: float) -> str | None:
     if abs(value) > SAFE_NUMBER:
         # (repr of a huge int is refused past 4300 digits: say its size instead)
         digits = int(abs(int(value)).bit_length() * 0.30103) + 1

@@ -28,7 +28,7 @@ Contracts
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ def _layers(model: Any) -> dict[str, Any]:
     }
 
 
-def _folded_param(params: Mapping[str, Any]) -> str:
+def _folded_param(params: Collection[str]) -> str:
     """The factor a layer's scale is folded into (the update is linear in it)."""
     for name in ("hada_w1_a", "lokr_w1", "lokr_w1_a"):
         if name in params:
@@ -101,7 +101,7 @@ def plain_lycoris(model: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     config = model.peft_config["default"]
     state = {k: v.detach().float().cpu() for k, v in get_peft_model_state_dict(model).items()}
     for name, layer in _layers(model).items():
-        params = {p for k in state if (s := split_key(k)) and s[0] == name for p in [s[1]]}
+        params = {s[1] for k in state if (s := split_key(k)) and s[0] == name}
         key = f"{name}.{_folded_param(params)}"
         state[key] = state[key] * layer.scaling["default"]
     meta = config.to_dict()
@@ -211,10 +211,9 @@ def load_lycoris_file(
                 "adapts: make lora_target_modules (and train_text_encoder) match the file"
             )
         result = set_peft_model_state_dict(module, state, adapter_name="default")
-        if getattr(result, "unexpected_keys", None):
-            raise ValueError(
-                f"init_lora {file}: tensors with no adapter: {result.unexpected_keys[:3]}"
-            )
+        unexpected = list(getattr(result, "unexpected_keys", None) or [])
+        if unexpected:
+            raise ValueError(f"init_lora {file}: tensors with no adapter: {unexpected[:3]}")
         counts[part] = len(layers)
     extra = sorted({k.rpartition(".")[0] for k in tensors} - {k.rpartition(".")[0] for k in used})
     if extra:

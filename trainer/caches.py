@@ -2,9 +2,10 @@
 everything that determines them, so they are reused exactly while the inputs are unchanged.
 
 Contract of the trainer's use: both caches are filled before step 1 with every variant the
-run will train on (each (image, crop, flip) and each caption after shuffling and dropout, for
-every epoch still to come), found by replaying the sampler's random decisions without
-decoding any image. Training then reads the cache only: the VAE and frozen text encoders can
+run will train on (each (image, crop, flip) and each caption after shuffling, tag dropout and
+dropout, for every epoch still to come), found by replaying the sampler's random decisions
+without decoding any image. Loss masks are not cached: each item's mask is read with its
+crop and flip (trainer.data), so a latent serves masked and unmasked batches alike. Training then reads the cache only: the VAE and frozen text encoders can
 wait off the accelerator. A miss during training (a cache file torn or deleted meanwhile) is
 encoded again where those models are, so a run never fails for a cache.
 """

@@ -152,7 +152,8 @@ class EventSink:
 
     def _post(self, batch: list[dict[str, Any]]) -> None:
         body = json.dumps({"run_id": self.run_id, "events": batch}).encode()
-        req = urllib.request.Request(self._url, data=body, method="POST")  # type: ignore[arg-type]
+        assert self._url is not None  # the sender thread runs only when there is a URL
+        req = urllib.request.Request(self._url, data=body, method="POST")
         req.add_header("Content-Type", "application/json")
         if self._token:
             req.add_header("Authorization", f"Bearer {self._token}")

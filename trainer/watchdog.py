@@ -19,25 +19,24 @@ class NonFiniteLoss(RuntimeError):
 
 
 def likely_causes(cfg: Mapping[str, Any]) -> list[str]:
-    """The usual causes for this config, most likely first, each with what to try."""
+    """The usual causes for an effective config, most likely first, each with what to try."""
     causes: list[str] = []
-    if cfg.get("mixed_precision") == "fp16":
+    if cfg["mixed_precision"] == "fp16":
         causes.append(
             "fp16 overflows easily (its largest value is 65504): use bf16 on GPUs that support "
             "it, or mixed_precision=no"
         )
-    lr = float(cfg.get("learning_rate", 0) or 0)
-    limit = 1e-3 if cfg.get("model_type") == "lora" else 1e-5
-    if cfg.get("optimizer") not in ("prodigy",) and lr > limit:
+    lr = float(cfg["learning_rate"])
+    limit = 1e-3 if cfg["model_type"] == "lora" else 1e-5
+    if cfg["optimizer"] != "prodigy" and lr > limit:
         causes.append(
-            f"learning_rate {lr:g} is high for {cfg.get('model_type', 'this')} training: "
-            f"try {limit / 10:g}"
+            f"learning_rate {lr:g} is high for {cfg['model_type']} training: try {limit / 10:g}"
         )
-    if cfg.get("optimizer") in ("prodigy", "lion"):
+    if cfg["optimizer"] in ("prodigy", "lion"):
         causes.append(
             f"{cfg['optimizer']} is sensitive to its settings: try adamw with learning_rate 1e-4"
         )
-    if not float(cfg.get("max_grad_norm", 0) or 0):
+    if not float(cfg["max_grad_norm"]):
         causes.append("gradient clipping is off: set max_grad_norm to 1.0")
     causes.append("a corrupt or extreme image in the dataset (check the images of the last batch)")
     return causes

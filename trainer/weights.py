@@ -204,7 +204,7 @@ def write_lora_file(
     from trainer.lora_formats import to_kohya
     from trainer.lora_metadata import lora_metadata
 
-    fmt = cfg.get("lora_format", "diffusers") or "diffusers"
+    fmt = cfg["lora_format"]
     meta = lora_metadata(cfg, models, plain, fmt, file.stem)
     if fmt == "comfyui":
         tensors = to_kohya({k: v[0] for k, v in plain.items()}, models.is_sdxl, unet)

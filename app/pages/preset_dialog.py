@@ -47,7 +47,7 @@ class PresetActions:
 
     def open(self) -> None:
         families = presets.families()
-        state = {
+        state: dict[str, Any] = {
             "goal": next(iter(presets.GOALS)),
             "family": next(iter(families)),
             "memory": presets.nearest_memory(self._gpu_gb()),
@@ -68,15 +68,23 @@ class PresetActions:
                         options,
                         value=state[key],
                         label=label,
-                        on_change=lambda e, k=key: (state.__setitem__(k, e.value), draw()),
+                        on_change=lambda e, k=key: choose(k, e.value),
                     ).classes("w-56").mark(f"preset-{key}")
             body = ui.column().classes("w-full gap-1").mark("preset-body")
             with ui.row().classes("justify-end w-full"):
                 ui.button("Cancel", on_click=dialog.close).props("flat")
-                apply_button = ui.button(
-                    "Apply", on_click=lambda: (self.apply(current["preset"]), dialog.close())
-                ).mark("preset-apply")
+                apply_button = ui.button("Apply", on_click=lambda: apply_and_close()).mark(
+                    "preset-apply"
+                )
         current: dict[str, presets.Preset] = {}
+
+        def choose(key: str, value: Any) -> None:
+            state[key] = value
+            draw()
+
+        def apply_and_close() -> None:
+            self.apply(current["preset"])
+            dialog.close()
 
         def draw() -> None:
             preset = presets.get_preset(state["family"], state["goal"], int(state["memory"]))

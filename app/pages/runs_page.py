@@ -92,8 +92,8 @@ class RunsPage:
             self.compare_box = ui.column().classes("w-full")
             self.compare_chart: ui.echart | None = None
         await self.refresh()
-        self.live = LiveUpdates(
-            self.services.event_bus, lambda _items: self.refresh(), accept=_is_event
+        self.live = LiveUpdates(  # the whole table is sent again: a few times a second at most
+            self.services.event_bus, lambda _items: self.refresh(), accept=_is_event, interval=0.25
         )
         redraw_on_run_changes(self.services.run_service, self.live)
 

@@ -49,13 +49,18 @@ def error_response(status: int, message: str, errors: list[str] | None = None) -
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p != "body"] or ["body"]
-    return ".".join(parts)
+    """`("body", "config_name")` -> "config_name"; `("query", "after")` -> "after"."""
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
 
 
 def validation_response(exc: RequestValidationError) -> JSONResponse:
     problems = list(exc.errors())
-    if any(p.get("type") == "json_invalid" for p in problems):
+    # Not JSON: a parse error, or a body FastAPI left as bytes (sent without a JSON type).
+    unparsed = isinstance(exc.body, bytes | bytearray)
+    if unparsed or any(p.get("type") == "json_invalid" for p in problems):
         return error_response(
             400, "The body must be JSON (a JSON object, sent as application/json)."
         )

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from app.routes.api import ApiRoute, ModelJSONResponse, error_responses
 from app.routes.deps import EventSinkDep
-from app.services.run_service import RunError
+from app.services.run_service import RunError, RunEventSink
 from tunerdeck_common.events import EventError, parse_event
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ REFUSED = (
 )
 
 
-def _token_ok(sink: Any, run_id: Any, authorization: str) -> bool:
+def _token_ok(sink: RunEventSink, run_id: Any, authorization: str) -> bool:
     known = isinstance(run_id, str) and sink.known(run_id)
     expected = (sink.token_of(run_id) if known else None) or ""
     # Compared even for an unknown run, so the answer's timing says nothing either.

@@ -9,7 +9,7 @@ event loop. The URLs are built by app.services.dataset_links.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException
 from fastapi.responses import FileResponse, Response
@@ -53,7 +53,9 @@ def _image_path(service: DatasetService, path: str) -> Path:
     return image
 
 
-_IMAGE = {200: {"content": {"image/*": {}}, "description": "the image"}}
+_IMAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/*": {}}, "description": "the image"}
+}
 
 
 @router.get("/thumbnail", response_class=Response, responses=_IMAGE)

@@ -27,7 +27,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 def get_run_service(services: ServicesDep) -> RunService:
     if services.run_service is None:
         raise RunError("This server has no run service.", 503)
-    return services.run_service  # type: ignore[no-any-return]
+    return services.run_service
 
 
 def get_event_sink(services: ServicesDep) -> RunEventSink:
@@ -41,7 +41,7 @@ def get_event_sink(services: ServicesDep) -> RunEventSink:
 def get_event_bus(services: ServicesDep) -> EventBus:
     if services.run_service is None or services.event_bus is None:
         raise RunError("This server has no run service.", 503)
-    return services.event_bus  # type: ignore[no-any-return]
+    return services.event_bus
 
 
 def get_dataset_service(services: ServicesDep) -> DatasetService:

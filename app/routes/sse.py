@@ -23,7 +23,7 @@ import functools
 import json
 import math
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -41,7 +41,9 @@ router = APIRouter(
     responses={**COMMON_ERRORS, **error_responses(404)},
     route_class=ApiRoute,
 )
-_STREAM = {200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}}
+_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}
+}
 
 PING_S: float = 15.0  # heartbeat comment interval: keeps proxies from closing idle streams
 SEND_TIMEOUT_S: float = 60.0  # a client whose socket accepts nothing for this long is dropped
@@ -118,7 +120,7 @@ async def _next(sub: Subscription) -> Event | None:
     return await anext(sub, None)
 
 
-async def _merged(sub: Subscription, lines: _Lines) -> AsyncIterator[Event | LogLine]:
+async def _merged(sub: Subscription, lines: _Lines) -> AsyncGenerator[Event | LogLine, None]:
     """Events and output lines as they come, until the subscription ends."""
     next_event = asyncio.ensure_future(_next(sub))
     next_line = asyncio.ensure_future(lines.queue.get())

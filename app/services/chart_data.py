@@ -13,8 +13,11 @@ a value are simply not in that series. Nothing here knows NiceGUI.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Iterable, Sequence
+from itertools import accumulate, compress, islice, repeat
+from operator import mul, sub, truediv
 from typing import Any
 
 MAX_POINTS = 600  # per series on screen: a low and a high per pixel pair of a half-width chart
@@ -87,18 +90,17 @@ class ChartData:
         self.extend(points)
 
     def reset_arrays(
-        self, steps: Sequence[float], losses: Sequence[float], lrs: Sequence[float]
+        self, steps: Sequence[int], losses: Sequence[float], lrs: Sequence[float]
     ) -> None:
         """The whole history at once from flat arrays (NaN: no value at that step)."""
         self.reset([])
-        loss, lr = self.loss, self.lr
-        for step, value, rate in zip(steps, losses, lrs, strict=True):
-            if value == value:
-                loss.steps.append(step)
-                loss.values.append(value)
-            if rate == rate:
-                lr.steps.append(step)
-                lr.values.append(rate)
+        for series, values in ((self.loss, losses), (self.lr, lrs)):
+            if not math.isnan(sum(values)):  # no NaN (the usual case): plain C copies
+                series.steps, series.values = array("q", steps), array("d", values)
+                continue
+            present = [v == v for v in values]  # NaN != NaN
+            series.steps = array("q", compress(steps, present))
+            series.values = array("d", compress(values, present))
         if len(steps):
             self.last_step = int(steps[-1])
         self._smooth_all()
@@ -108,14 +110,20 @@ class ChartData:
         self._smooth_all()
 
     def _smooth_all(self) -> None:
-        """A debiased exponential moving average of the whole loss series, in one pass."""
-        weight, last, count = self.weight, 0.0, 0
-        smoothed = array("d")
-        for value in self.loss.values:
-            last = last * weight + (1 - weight) * value
-            count += 1
-            debias = 1 - weight**count if weight > 0 else 1.0
-            smoothed.append(last / debias)
+        """A debiased exponential moving average of the whole loss series (100k points of
+        history at once: the loop runs inside accumulate/map, not in Python bytecode)."""
+        weight, values = self.weight, self.loss.values
+        count = len(values)
+        if weight <= 0 or not count:
+            smoothed = array("d", values)
+            last = values[-1] if count else 0.0
+        else:
+            keep = 1 - weight
+            ema = accumulate(values, lambda acc, v: acc * weight + keep * v, initial=0.0)
+            powers = accumulate(repeat(weight, count), mul)  # weight ** k
+            debias = map(sub, repeat(1.0), powers)
+            smoothed = array("d", map(truediv, islice(ema, 1, None), debias))
+            last = smoothed[-1] * (1 - weight**count)
         self.smoothed = _Series()
         self.smoothed.steps = array("q", self.loss.steps)
         self.smoothed.values = smoothed

@@ -17,7 +17,13 @@ from registry.coercion import BLANK, BLANK_MESSAGE, from_widget
 from registry.evaluator import Evaluator, FieldState, PlatformContext
 from registry.family_defaults import default_for
 from registry.field import Scope
-from registry.validation import Issue, ValidationResult, check_value, validate_config
+from registry.validation import (
+    Issue,
+    ValidationResult,
+    canonical_keys,
+    check_value,
+    validate_config,
+)
 
 
 @dataclass
@@ -128,7 +134,8 @@ class FormState:
         """Swap in a whole config (load, import): every field is re-evaluated."""
         config = copy.deepcopy(dict(config))
         self.datasets = list(config.pop("datasets", []) or [])
-        self.explicit = {k: v for k, v in config.items() if k in FIELDS}
+        # (older names of a field, e.g. in a run record, are read as today's)
+        self.explicit = {k: v for k, v in canonical_keys(config).items() if k in FIELDS}
         self.blanks = set()
         self.config_name = name
         self.dirty = dirty
@@ -154,7 +161,8 @@ class FormState:
 
     @classmethod
     def from_draft(cls, draft: dict[str, Any], ctx: PlatformContext) -> FormState:
-        explicit = {k: v for k, v in dict(draft.get("explicit") or {}).items() if k in FIELDS}
+        saved = canonical_keys(dict(draft.get("explicit") or {}))
+        explicit = {k: v for k, v in saved.items() if k in FIELDS}
         return cls(
             ctx=ctx,
             explicit=explicit,

@@ -301,7 +301,7 @@ class RemoteRunService:
 
 async def _sse_messages(response: httpx.Response) -> Any:
     """(event type, data) of each message of a text/event-stream; comments are skipped."""
-    kind, data = "message", []
+    kind, data = "message", list[str]()
     async for line in response.aiter_lines():
         if line == "":
             if data:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app.services.run_service import RunError
-from registry.config_io import ConfigFileError
+from registry.config_io import ConfigFileError, resolve_beside
 from registry.evaluator import PlatformContext
 from registry.validation import validate_config
 from state.config_store import ConfigStore, ConfigStoreError
@@ -43,7 +43,8 @@ class RunAdmission:
         # lies inside the output root of the preferences), else in the output root. Neither
         # it nor a dataset folder may lie outside the roots of the preferences.
         run_dir = self.confined_output(raw.get("output_dir")) / run_id
-        run_config = {**raw, "output_dir": str(run_dir)}
+        # (a relative prompt library: the file validation found, from this folder)
+        run_config = resolve_beside({**raw, "output_dir": str(run_dir)}, Path.cwd())
         if isinstance(raw.get("datasets"), list):
             run_config["datasets"] = self.confined_datasets(raw["datasets"])
         return AdmittedRun(raw, run_config, self.effective(run_config), run_dir)

@@ -47,7 +47,9 @@ class RunFollower:
         if known is not None:
 
             def skip(raw: Any) -> bool:
-                return isinstance(raw, dict) and known(str(raw.get("run_id")), raw.get("seq"))
+                return isinstance(raw, dict) and known(
+                    str(raw.get("run_id")), int(raw.get("seq") or 0)
+                )
 
         events: list[Event] = []
         for offset, event in iter_event_lines(self.events_path, self.events_offset, skip):

@@ -29,9 +29,12 @@ KEEP_LOADED_FINISHED = 4  # finished runs whose events stay in memory (the rest:
 
 
 class RunHistory:
-    def __init__(self, bus: EventBus, records: RunRecordStore) -> None:
+    def __init__(
+        self, bus: EventBus, records: RunRecordStore, keep_finished: int = KEEP_LOADED_FINISHED
+    ) -> None:
         self.bus = bus
         self.records = records
+        self.keep_finished = keep_finished  # finished runs whose events stay in memory
         self.runs: dict[str, RunLive] = {}
         self._followers: dict[str, RunFollower] = {}
         # Finished runs whose events are held in memory, least recently looked at first.
@@ -148,7 +151,7 @@ class RunHistory:
         """An event written by the server itself, only when no trainer process is alive."""
         follower = self.follower(live)
         seq = max(self.bus.last_seq(live.record.id), live.record.last_seq) + 1
-        event = Event(run_id=live.record.id, seq=seq, ts=time.time(), type=type_, data=data)  # type: ignore[arg-type]
+        event = Event(run_id=live.record.id, seq=seq, ts=time.time(), type=type_, data=data)
         follower.append(event)
         follower.poll_events()  # move past what we just wrote
         self.ingest(event)
@@ -161,7 +164,7 @@ class RunHistory:
             return
         self._loaded_finished[run_id] = None
         self._loaded_finished.move_to_end(run_id)
-        while len(self._loaded_finished) > KEEP_LOADED_FINISHED:
+        while len(self._loaded_finished) > self.keep_finished:
             old_id, _ = self._loaded_finished.popitem(last=False)
             old = self.runs.get(old_id)
             if old is not None and old.record.state.is_final and old_id not in running:

@@ -165,7 +165,7 @@ class LocalRunService:
                 id=str(rec.id),
                 state=RunState.DAMAGED,
                 run_dir=str(rec.run_dir),
-                created_at=rec.created_at if isinstance(rec.created_at, float) else 0.0,
+                created_at=_number(rec.created_at),
                 message=f"Damaged: this run's record cannot be shown ({str(exc)[:300]}); "
                 f"its folder is {rec.run_dir}.",
             )
@@ -303,6 +303,11 @@ class LocalRunService:
         live.record.message = "resume cancelled"
         self.history.save(live)
         self._changed()
+
+
+def _number(value: Any) -> float:
+    """A damaged record's field as a number (0 when it is not one)."""
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 def _write_run_folder(admitted: AdmittedRun) -> None:

@@ -42,10 +42,10 @@ def thumbnail_key(image: Path) -> str:
 def render_thumbnail(image: Path, side: int = THUMB_SIDE) -> bytes:
     """A JPEG no larger than side×side, upright, transparency flattened on grey."""
     try:
-        with Image.open(image) as img:
-            if img.format == "JPEG":
-                img.draft("RGB", (side, side))  # let libjpeg shrink while decoding: far faster
-            img = ImageOps.exif_transpose(img)
+        with Image.open(image) as opened:
+            if opened.format == "JPEG":
+                opened.draft("RGB", (side, side))  # let libjpeg shrink while decoding: far faster
+            img: Image.Image = ImageOps.exif_transpose(opened)
             img.thumbnail((side, side), Image.Resampling.BICUBIC, reducing_gap=2.0)
             if img.mode in ("RGBA", "LA", "P", "PA"):
                 rgba = img.convert("RGBA")

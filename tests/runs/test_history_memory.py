@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.services import run_supervisor
 from app.services.run_history import KEEP_LOADED_FINISHED
 
-from .helpers import ServiceFactory, demo_config, fake_command, wait_for
+from .helpers import ServiceFactory, demo_config, eventually, fake_command, wait_for
 
 
 def steps_of(detail) -> list[int]:  # type: ignore[no-untyped-def]
@@ -24,6 +23,8 @@ async def test_old_finished_runs_are_let_go_and_read_again_when_opened(
     runs = [await service.start_run(config=demo_config(5)) for _ in range(KEEP_LOADED_FINISHED + 2)]
     for run in runs:
         await wait_for(service, run.id, ("completed",))
+    # The `completed` event comes just before the trainer exits; a live trainer's run is kept.
+    await eventually(lambda: not service.processes.running, "every trainer exited", 60)
     first = await service.get_detail(runs[0].id)
     assert steps_of(first) == [1, 2, 3, 4, 5]
     for run in runs[1:]:
@@ -42,13 +43,14 @@ async def test_a_run_let_go_resumes_with_its_whole_history(
     make_service: ServiceFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_STEP_S", "0.2")
-    monkeypatch.setattr(run_supervisor, "KEEP_LOADED_FINISHED", 0)  # let go at once
     service = make_service()
+    service.history.keep_finished = 0  # let go at once
     service.command_builder = fake_command
     run = await service.start_run(config=demo_config(12))
     await wait_for(service, run.id, ("running",), step_at_least=2)
     await service.stop_run(run.id)
     stopped = await wait_for(service, run.id, ("stopped",))
+    await eventually(lambda: not service.processes.running, "the trainer exited", 60)
     assert not service.history.runs[run.id].loaded
     await service.resume_run(run.id)
     running = await wait_for(service, run.id, ("running",), step_at_least=stopped.step + 2)

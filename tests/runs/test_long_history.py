@@ -100,3 +100,31 @@ def test_downsampling_keeps_each_stretch_low_and_high() -> None:
         assert steps[lo + part.index(max(part))] in kept
     short = downsample([1, 2, 3], [3.0, 1.0, 2.0], 500)
     assert short == [[1, 3.0], [2, 1.0], [3, 2.0]]  # a short series is drawn as it is
+
+
+def test_history_folded_at_once_draws_what_point_by_point_would() -> None:
+    from array import array
+
+    from app.services.chart_data import ChartData
+
+    points = [(s, None if s % 5 == 0 else 1.0 / s, 1e-4 if s % 3 else None) for s in range(1, 5001)]
+    one_by_one = ChartData(weight=0.6, max_points=10_000)
+    one_by_one.extend(points)
+    at_once = ChartData(weight=0.6, max_points=10_000)
+    nan = float("nan")
+    at_once.reset_arrays(
+        array("q", [s for s, _, _ in points]),
+        array("d", [nan if loss is None else loss for _, loss, _ in points]),
+        array("d", [nan if lr is None else lr for _, _, lr in points]),
+    )
+    for a, b in zip(
+        one_by_one.loss_series() + one_by_one.lr_series(),
+        at_once.loss_series() + at_once.lr_series(),
+        strict=True,
+    ):
+        assert [p[0] for p in a["data"]] == [p[0] for p in b["data"]]
+        assert all(abs(x[1] - y[1]) < 1e-12 for x, y in zip(a["data"], b["data"], strict=True))
+    one_by_one.add(5001, 0.5, None)  # and both go on from there alike
+    at_once.add(5001, 0.5, None)
+    last_a, last_b = one_by_one.loss_series()[1]["data"][-1], at_once.loss_series()[1]["data"][-1]
+    assert last_a[0] == last_b[0] == 5001 and abs(last_a[1] - last_b[1]) < 1e-12

@@ -76,3 +76,20 @@ async def test_the_monitor_draws_prompts_by_steps(app_user: User) -> None:
     cell = element(app_user, "grid-cell-1-4")
     (image,) = [c for c in cell.descendants() if "validation-image" in c._markers]
     assert image.props["src"].startswith(f"/api/runs/{run.id}/file?path=validation")
+
+
+async def test_a_relative_prompt_library_reaches_the_run_as_validated(
+    app_user: User, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation finds a relative path from the server's folder; the run's copy of the config
+    (read by the trainer beside itself, in the run folder) names that same file."""
+    from registry.config_io import load_config_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prompts.toml").write_text('beach = "a dog on a beach"\n')
+    service = app_user.services.run_service  # type: ignore[attr-defined]
+    config = {**demo_config(2), "user_prompt_library": "prompts.toml", "validation_steps": 1}
+    run = await service.start_run(config=config)
+    run = await wait_for(service, run.id, ("completed",))
+    copy = load_config_file(Path(run.run_dir) / "run.toml")
+    assert copy["user_prompt_library"] == str(tmp_path / "prompts.toml")

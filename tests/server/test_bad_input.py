@@ -77,3 +77,17 @@ async def test_a_10k_character_path_is_a_4xx(client: httpx.AsyncClient, home: Pa
     )
     assert response.status_code == 422, response.text
     assert "output_dir" in response.json()["error"]
+
+
+async def test_a_request_that_does_not_fit_its_route_names_the_field(
+    client: httpx.AsyncClient,
+) -> None:
+    not_a_name = await client.post("/api/runs", json={"config_name": 5})
+    assert not_a_name.status_code == 422
+    assert any(e.startswith("config_name:") for e in not_a_name.json()["errors"])
+    typo = await client.post("/api/runs", json={"confg": {"max_train_steps": 10}})
+    assert typo.status_code == 422 and "confg" in typo.json()["error"]
+    before_the_start = await client.get("/api/runs/any/events", params={"after": -1})
+    assert before_the_start.status_code == 422
+    assert before_the_start.json()["errors"][0].startswith("after:")
+    assert (await client.get("/api/runs")).json() == []

@@ -45,8 +45,9 @@ def _final_lora(run_dir: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_prior_loss_weight_zero_leaves_training_as_without_reg_and_one_changes_it(
-    tmp_path: Path,
+    tmp_path: Path, demo_model: Path
 ) -> None:
+    # demo_model: generated before the runs, so the first run draws no random numbers more.
     train = _folder(tmp_path, "subject", [(200, 40, 40), (40, 200, 40)])
     reg = _folder(tmp_path, "klass", [(20, 20, 220), (220, 220, 20), (90, 90, 90)])
     runs = {

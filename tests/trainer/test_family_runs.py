@@ -101,12 +101,18 @@ def test_lora_run_validates_and_saves_a_lora_diffusers_loads(
         validation_prompt=CAPTION,
         cache_latents=True,
         cache_text_embeddings=True,
+        eval_steps=3,
     )
+    if tiny != "demo":  # one image held out: the family's eval loss, with the caches on
+        raw["datasets"][0]["eval_split"] = 0.25
     code, _ = run_in_process(raw)
     assert code == 0, read_events(out)[-1]
     by_step = losses(out)
     assert sorted(by_step) == [1, 2, 3]
     assert all(math.isfinite(v) for v in by_step.values())
+    evals = {e["data"]["step"]: e["data"]["loss"] for e in read_events(out) if e["type"] == "eval"}
+    if tiny != "demo":
+        assert sorted(evals) == [0, 3] and all(math.isfinite(v) for v in evals.values())
     assert (out / "validation" / "step-000003" / "0.png").is_file()
     record = json.loads((out / "precision.json").read_text())
     assert record["parts"]["vae"] == "float32" and record["trained_weights"] == "float32"

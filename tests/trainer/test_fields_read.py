@@ -50,6 +50,11 @@ CASES: dict[str, dict[str, Any]] = {
         "checkpoint_epoch_interval": 1,
     },
     "lion": {"optimizer": "lion", "lr_scheduler": "linear"},
+    "data_options": {
+        "use_dataset_options": True,  # captions, tag dropout, size filter, masks, regularization
+        "prior_loss_weight": 0.5,
+        "masked_loss_probability": 0.5,
+    },
     "lycoris_loha": {"lora_type": "lycoris", "lycoris_algo": "loha", "train_text_encoder": True},
     "lycoris_lokr": {"lora_type": "lycoris", "lokr_factor": 4, "lokr_decompose_both": True},
 }
@@ -76,6 +81,19 @@ def test_every_active_field_is_read(case: str, tmp_path: Path, image_folder: Pat
                 "caption_dropout_probability": 0.2,
                 "eval_split": 2,
             }
+        ]
+    if overrides.pop("use_dataset_options", False):
+        overrides["datasets"] = [
+            {
+                "path": str(image_folder),
+                "caption_strategy": "textfile_or_filename",
+                "prepend_instance_prompt": True,
+                "instance_prompt": "tok",
+                "caption_tag_dropout": 0.2,
+                "minimum_image_size": 10,
+                "mask_source": "alpha",
+            },
+            {"path": str(image_folder), "kind": "regularization", "mask_source": "file"},
         ]
     code, cfg = run_in_process(fast(tmp_path / "run", **overrides))
     assert code == 0, read_events(tmp_path / "run")[-1]

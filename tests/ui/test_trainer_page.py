@@ -50,7 +50,7 @@ async def test_only_changed_elements_are_updated(trainer_user: User) -> None:
         counts.append(apply_states(changed))
         return counts[-1]
 
-    page.fields.apply_states = counting  # type: ignore[method-assign]
+    page.fields.apply_states = counting  # type: ignore[method-assign]  # counted from outside
     choose(trainer_user, "field-model_type", "full")
     lora_rows = [n for n in page.fields.controls if n.startswith("lora_")]
     assert lora_rows and not any(page.fields.controls[n].row.visible for n in lora_rows)
