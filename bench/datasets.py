@@ -77,7 +77,9 @@ def serve(root: Path, cache: Path) -> None:
 
     prefs = SimpleNamespace(prefs=SimpleNamespace(datasets_root=str(root)))
     app = FastAPI()
-    app.state.services = SimpleNamespace(prefs=prefs, datasets=DatasetService(prefs, cache_dir=cache))
+    app.state.services = SimpleNamespace(
+        prefs=prefs, datasets=DatasetService(prefs, cache_dir=cache)
+    )
     app.include_router(datasets_api.router)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

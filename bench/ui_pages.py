@@ -210,6 +210,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--warm", type=int, default=9, help="warm loads per page (default 9)")
     parser.add_argument("--label", default="", help="suffix of the results file (before/after)")
+    parser.add_argument(
+        "--compare",
+        default=None,
+        help="another checkout of the project (e.g. an export of the last commit): its app is "
+        "served too and its pages are timed in the same rounds, as 'base ...'",
+    )
     parser.add_argument("--hello", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hello is not None:
@@ -245,6 +251,30 @@ def main() -> int:
         "monitor": (f"{app_url}/monitor/{long_id}", READY_JS["monitor"]),
         "/runs": (f"{app_url}/runs", READY_JS["/runs"]),
     }
+    ports = [app_port, hello_port]
+    if args.compare:
+        base_home = home / "base"
+        base_home.mkdir()
+        seed_history(base_home)
+        base_port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "app", "--port", str(base_port)],
+                cwd=Path(args.compare).resolve(),
+                env={
+                    **env,
+                    "TUNERDECK_HOME": str(base_home),
+                    "TUNERDECK_WEB_UI_CONFIG": str(base_home / "webui.json"),
+                },
+                stdout=subprocess.DEVNULL,
+                stderr=(home / "base.log").open("wb"),
+            )
+        )
+        ports.append(base_port)
+        base_url = f"http://127.0.0.1:{base_port}"
+        pages["base /"] = (f"{base_url}/", READY_JS["/"])
+        pages["base monitor"] = (f"{base_url}/monitor/{long_id}", READY_JS["monitor"])
+        pages["base /runs"] = (f"{base_url}/runs", READY_JS["/runs"])
     result: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "cores": os.cpu_count(),
@@ -255,7 +285,7 @@ def main() -> int:
     driver = None
     try:
         # Wait for both sockets without loading a page: the first loads below are the cold ones.
-        for port in (app_port, hello_port):
+        for port in ports:
             deadline = time.monotonic() + 90
             while True:
                 try:
@@ -271,6 +301,8 @@ def main() -> int:
             "hello": time_to_ready(driver, hello_url, READY_JS["hello"]),
             "/": time_to_ready(driver, *pages["/"]),
         }
+        if args.compare:
+            cold["base /"] = time_to_ready(driver, *pages["base /"])
         # Memory under full page loads of '/' (the socket included), before any run is opened.
         driver.get("about:blank")
         time.sleep(4)  # reconnect_timeout: the page above is let go
@@ -281,7 +313,13 @@ def main() -> int:
             driver.get("about:blank")
             time.sleep(5)
             rss[f"after_{total}_loads"] = rss_mb(procs[0].pid)
-        for name in ("monitor", "/runs"):
+        if args.compare:
+            for _ in range(10):
+                time_to_ready(driver, *pages["base /"])
+            driver.get("about:blank")
+            time.sleep(5)
+            rss["base_after_10_loads"] = rss_mb(procs[2].pid)
+        for name in [n for n in pages if n not in cold]:
             cold[name] = time_to_ready(driver, *pages[name])
         warm: dict[str, list[float]] = {name: [] for name in ("hello", *pages)}
         for _ in range(args.warm):  # interleaved: each round sees the same machine load

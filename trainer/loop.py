@@ -309,6 +309,9 @@ def _train(
 
     def validate(step: int) -> None:
         if not main:
+            # The main process's round trip, so a schedule-free run's replicas stay identical.
+            with averaged_weights(optimizer):
+                pass
             return
         if not prompts:
             prompts.extend(sample_prompts(cfg))

@@ -12,6 +12,7 @@ from nicegui import ui
 
 from app.pages.client_limits import evict_unconnected
 from app.services.container import Services
+from app.services.remote_run_service import RemoteRunService
 
 # (path, label, icon) of the pages in the navigation; other parts append theirs.
 NAV_LINKS: list[tuple[str, str, str]] = [("/", "Trainer", "tune")]
@@ -78,10 +79,9 @@ def page_frame(services: Services, current: str) -> Frame:
 
 def _trainer_server_banner(services: Services) -> None:
     """In webui mode, say so while the remote trainer server cannot be reached."""
-    on_status = getattr(services.run_service, "on_status", None)
-    if on_status is None:
-        return
     run_service = services.run_service
+    if not isinstance(run_service, RemoteRunService):
+        return
     banner = ui.card().classes("w-full bg-negative text-white td-main").mark("trainer-banner")
     with banner, ui.row().classes("items-center no-wrap"):
         ui.icon("cloud_off")
@@ -92,7 +92,7 @@ def _trainer_server_banner(services: Services) -> None:
         message.set_text(text)
 
     show(run_service.reachable, run_service.status_message)
-    ui.context.client.on_delete(on_status(show))
+    ui.context.client.on_delete(run_service.on_status(show))
 
 
 def set_dirty_flag(dirty: bool) -> None:

@@ -20,7 +20,9 @@ from tests.datasets.conftest import write_broken, write_image
 def client(datasets_root: Path, tmp_path: Path) -> Iterator[TestClient]:
     prefs = SimpleNamespace(prefs=SimpleNamespace(datasets_root=str(datasets_root)))
     app = FastAPI()
-    app.state.services = SimpleNamespace(prefs=prefs, datasets=DatasetService(prefs, tmp_path / "thumbs"))
+    app.state.services = SimpleNamespace(
+        prefs=prefs, datasets=DatasetService(prefs, tmp_path / "thumbs")
+    )
     app.include_router(datasets_api.router)
     yield TestClient(app)
 

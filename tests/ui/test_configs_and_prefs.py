@@ -19,8 +19,6 @@ def element(user: User, marker: str) -> ui.element:
     return found
 
 
-
-
 async def save_as(user: User, name: str) -> None:
     user.find(marker="action-save-as").click()
     await user.should_see(marker="name-dialog")

@@ -17,6 +17,9 @@ and the catalogue says which fields apply to which families.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from trainer.families.base import Family, Noised, WrongFamilyError, found_family
 from trainer.families.flux import Flux
 from trainer.families.sd import SD, Demo
@@ -38,10 +41,10 @@ def family_for(name: str) -> type[Family]:
         ) from None
 
 
-def load_family(cfg: dict | object, path: str | None = None) -> Family:
+def load_family(cfg: Mapping[str, Any], path: str | None = None) -> Family:
     """The run's model, loaded by its family (path: the config's model, resolved)."""
-    cls = family_for(cfg["model_family"])  # type: ignore[index]
-    return cls.load(cfg, path or cls.resolve_path(cfg))  # type: ignore[arg-type]
+    cls = family_for(cfg["model_family"])
+    return cls.load(cfg, path or cls.resolve_path(cfg))
 
 
 __all__ = [
