@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -126,6 +127,81 @@ def make_images(folder: Path, count: int) -> None:
             (folder / f"img_{i:05d}.txt").write_text(f"a shape number {i}\n")
 
 
+def _time_scans_and_thumbnails(
+    service: Any, entry: dict[str, Any], folder: Path, images_n: int, results: dict[str, object]
+) -> None:
+    from app.services.dataset_scan import scan_dataset
+
+    t = time.perf_counter()
+    scan = scan_dataset(entry, resolution=128, batch_size=4, cache=service.probes)
+    results["scan_s"] = round(time.perf_counter() - t, 3)
+    assert scan.readable_count == images_n, scan.summary()
+    t = time.perf_counter()
+    scan_dataset(entry, resolution=128, batch_size=4, cache=service.probes)
+    results["rescan_s"] = round(time.perf_counter() - t, 3)
+
+    images = sorted(folder.glob("*.png"))
+    t = time.perf_counter()
+    for image in images:
+        service.thumbnails.get(image)
+    results["thumbnails_cold_s"] = round(time.perf_counter() - t, 3)
+    results["thumbnail_cache_mb"] = round(service.thumbnails.size_on_disk() / 2**20, 1)
+
+
+def _time_serving(
+    service: Any,
+    prefs: Any,
+    root: Path,
+    folder: Path,
+    tmp_path: Path,
+    images_n: int,
+    results: dict[str, object],
+) -> None:
+    from fastapi import FastAPI, Response
+    from fastapi.testclient import TestClient
+
+    from app.routes import datasets_api
+    from app.services.dataset_browser import list_images
+    from app.services.dataset_scan import ProbeCache
+
+    app = FastAPI()
+    app.state.services = SimpleNamespace(prefs=prefs, datasets=service)
+    app.include_router(datasets_api.router)
+    client = TestClient(app)
+    page_no = images_n // 200 + 1  # a page from the middle of the folder
+    t = time.perf_counter()
+    page = list_images(
+        folder, page=page_no, page_size=100, probes=ProbeCache(), captions=service.captions
+    )
+    results["page_list_ms"] = round((time.perf_counter() - t) * 1000, 1)
+    urls = [datasets_api.thumbnail_url(item.path) for item in page.items]
+    with ServerProcess(root, tmp_path / "thumbs") as base:
+        served, etags = asyncio.run(load_page(base, urls, None, REPEATS))
+        revalidated, _ = asyncio.run(load_page(base, urls, etags, REPEATS))
+    results["page_serve_ms"] = spread(served)
+    results["page_revalidate_ms"] = spread(revalidated)
+
+    @app.get("/trivial")
+    def trivial() -> Response:
+        return Response(b"x")
+
+    client = TestClient(app)
+    client.get(urls[0])  # start the client's portal before timing
+    for name, path, headers in (
+        ("sequential_serve_ms", None, None),
+        ("sequential_revalidate_ms", None, etags),
+        ("floor_trivial_route_ms", "/trivial", None),
+    ):
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            for i, url in enumerate(urls):
+                h = {"If-None-Match": headers[i]} if headers else {}
+                assert client.get(path or url, headers=h).status_code in (200, 304)
+            runs.append((time.perf_counter() - t) * 1000)
+        results[name] = spread(runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10_000)
@@ -138,14 +214,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="td-bench-datasets-") as tmp:
         tmp_path = Path(tmp)
         os.environ["TUNERDECK_HOME"] = str(tmp_path / "home")
-        from fastapi import FastAPI, Response
-        from fastapi.testclient import TestClient
-
-        from app.routes import datasets_api
         from app.services.container import set_services
-        from app.services.dataset_browser import list_images
-        from app.services.dataset_scan import ProbeCache, scan_dataset
         from app.services.datasets import DatasetService
+        from registry.validation import validate_config
 
         root = tmp_path / "datasets"
         folder = root / "many"
@@ -155,65 +226,13 @@ def main() -> None:
 
         prefs = SimpleNamespace(prefs=SimpleNamespace(datasets_root=str(root)))
         service = DatasetService(prefs, cache_dir=tmp_path / "thumbs")
-        entry = {
-            "path": str(folder),
-            "caption_source": "sidecar",
-            "caption_extension": ".txt",
-            "repeats": 1,
-        }
+        plain = {"path": str(folder), "caption_extension": ".txt", "repeats": 1}
+        # The effective entry (every default filled in), as the Datasets tab scans it.
+        entry = validate_config({"datasets": [plain]}).values["datasets"][0]
 
         results: dict[str, object] = {"images": args.images, "cpus": os.cpu_count() or 0}
-        t = time.perf_counter()
-        scan = scan_dataset(entry, resolution=128, batch_size=4, cache=service.probes)
-        results["scan_s"] = round(time.perf_counter() - t, 3)
-        assert scan.readable_count == args.images, scan.summary()
-        t = time.perf_counter()
-        scan_dataset(entry, resolution=128, batch_size=4, cache=service.probes)
-        results["rescan_s"] = round(time.perf_counter() - t, 3)
-
-        images = sorted(folder.glob("*.png"))
-        t = time.perf_counter()
-        for image in images:
-            service.thumbnails.get(image)
-        results["thumbnails_cold_s"] = round(time.perf_counter() - t, 3)
-        results["thumbnail_cache_mb"] = round(service.thumbnails.size_on_disk() / 2**20, 1)
-
-        app = FastAPI()
-        app.state.services = SimpleNamespace(prefs=prefs, datasets=service)
-        app.include_router(datasets_api.router)
-        client = TestClient(app)
-        page_no = args.images // 200 + 1  # a page from the middle of the folder
-        t = time.perf_counter()
-        page = list_images(
-            folder, page=page_no, page_size=100, probes=ProbeCache(), captions=service.captions
-        )
-        results["page_list_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        urls = [datasets_api.thumbnail_url(item.path) for item in page.items]
-        with ServerProcess(root, tmp_path / "thumbs") as base:
-            served, etags = asyncio.run(load_page(base, urls, None, REPEATS))
-            revalidated, _ = asyncio.run(load_page(base, urls, etags, REPEATS))
-        results["page_serve_ms"] = spread(served)
-        results["page_revalidate_ms"] = spread(revalidated)
-
-        @app.get("/trivial")
-        def trivial() -> Response:
-            return Response(b"x")
-
-        client = TestClient(app)
-        client.get(urls[0])  # start the client's portal before timing
-        for name, path, headers in (
-            ("sequential_serve_ms", None, None),
-            ("sequential_revalidate_ms", None, etags),
-            ("floor_trivial_route_ms", "/trivial", None),
-        ):
-            runs = []
-            for _ in range(3):
-                t = time.perf_counter()
-                for i, url in enumerate(urls):
-                    h = {"If-None-Match": headers[i]} if headers else {}
-                    assert client.get(path or url, headers=h).status_code in (200, 304)
-                runs.append((time.perf_counter() - t) * 1000)
-            results[name] = spread(runs)
+        _time_scans_and_thumbnails(service, entry, folder, args.images, results)
+        _time_serving(service, prefs, root, folder, tmp_path, args.images, results)
         set_services(None)
 
     for key, value in results.items():

@@ -26,7 +26,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -83,7 +85,7 @@ class ServerThread:
         self.loop = asyncio.new_event_loop()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
-        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # uvicorn in a thread: no signal handlers
         self.thread = threading.Thread(
             target=lambda: self.loop.run_until_complete(self.server.serve()), daemon=True
         )
@@ -98,11 +100,13 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(10)
 
-    def call(self, fn: object, *args: object) -> None:
-        self.loop.call_soon_threadsafe(fn, *args)  # type: ignore[arg-type]
+    def call(self, fn: Callable[..., Any], *args: object) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
 
 
-def read_stream(url: str, count: int, headers: dict[str, str], on_open: object = None) -> list:
+def read_stream(
+    url: str, count: int, headers: dict[str, str], on_open: Callable[[], object] | None = None
+) -> list:
     """(seq, arrival time) for the first `count` events of the stream."""
     got: list[tuple[int, float]] = []
     with (
@@ -114,10 +118,68 @@ def read_stream(url: str, count: int, headers: dict[str, str], on_open: object =
                 seq = line[3:].strip().rpartition(":")[2]  # "seq" or "run_id:seq"
                 got.append((int(seq), time.perf_counter()))
                 if len(got) == 1 and on_open is not None:
-                    on_open()  # type: ignore[operator]
+                    on_open()
                 if len(got) >= count:
                     break
     return got
+
+
+def _live(server: ServerThread, url: str, runs: FileRuns, bus: EventBus, count: int) -> float:
+    """Events per second one client receives while `count` events pour in."""
+    # seq 1 is on file so the client gets it at once; then the rest pour in.
+    first = make_event(1)
+    runs.write([first])
+    bus.publish(first)
+    live = [make_event(s) for s in range(2, count + 1)]
+
+    def publish_all() -> None:
+        runs.write(live)
+        for event in live:
+            bus.publish(event)
+
+    got = read_stream(url, count, {}, lambda: server.call(publish_all))
+    seqs = [s for s, _ in got]
+    assert seqs == list(range(1, count + 1)), "live stream lost or repeated events"
+    return (count - 1) / (got[-1][1] - got[0][1])
+
+
+def _catch_up(url: str, runs: FileRuns, seen: int, count: int) -> float:
+    """Seconds to receive `count` events that reached the file only."""
+    runs.write([make_event(s) for s in range(seen + 1, seen + count + 1)])
+    start = time.perf_counter()
+    got = read_stream(url, count, {"Last-Event-ID": str(seen)})
+    took = time.perf_counter() - start
+    assert [s for s, _ in got] == list(range(seen + 1, seen + count + 1))
+    return took
+
+
+def _all_runs_catch_up(
+    server: ServerThread, base: str, runs: FileRuns, bus: EventBus, seen: int, count: int
+) -> tuple[float, float]:
+    """Seconds for the all-runs stream to deliver `count` published events the client missed:
+    resumed by time, and exactly in publish order."""
+    missed = [make_event(s) for s in range(seen + 1, seen + count + 1)]
+
+    async def publish_missed() -> None:
+        bus.mark_seen(RUN, seen)  # step 2's file-only events: on record, as after a restart
+        sse.publish_order(bus)  # as the client's all-runs stream had done
+        runs.write(missed)
+        for event in missed:
+            bus.publish(event)
+
+    asyncio.run_coroutine_threadsafe(publish_missed(), server.loop).result(60)
+    start = time.perf_counter()
+    got = read_stream(base + "/api/events/stream", count, {"Last-Event-ID": f"{RUN}:{seen}"})
+    by_time_s = time.perf_counter() - start
+    assert [s for s, _ in got] == [e.seq for e in missed]
+    # ...the cursor event itself was published before the order was kept: publish-order
+    # resume needs it on the bus, so measure from one published event instead.
+    anchor = missed[0].seq
+    start = time.perf_counter()
+    got = read_stream(base + "/api/events/stream", count - 1, {"Last-Event-ID": f"{RUN}:{anchor}"})
+    exact_s = time.perf_counter() - start
+    assert [s for s, _ in got] == [e.seq for e in missed[1:]]
+    return by_time_s, exact_s
 
 
 def main() -> None:
@@ -141,58 +203,14 @@ def main() -> None:
 
     server = ServerThread(app)
     with server as base:
-        # 1. live: seq 1 is on file so the client gets it at once; then the rest pour in.
-        first = make_event(1)
-        runs.write([first])
-        bus.publish(first)
-        live = [make_event(s) for s in range(2, args.live + 1)]
-
-        def publish_all() -> None:
-            runs.write(live)
-            for event in live:
-                bus.publish(event)
-
-        got = read_stream(base + url_path, args.live, {}, lambda: server.call(publish_all))
-        seqs = [s for s, _ in got]
-        assert seqs == list(range(1, args.live + 1)), "live stream lost or repeated events"
-        live_s = got[-1][1] - got[0][1]
-        live_rate = (args.live - 1) / live_s
-
+        # 1. live
+        live_rate = _live(server, base + url_path, runs, bus, args.live)
         # 2. catch-up: the client saw everything so far, then `missed` events reach the file only.
-        seen = args.live
-        runs.write([make_event(s) for s in range(seen + 1, seen + args.missed + 1)])
-        start = time.perf_counter()
-        got = read_stream(base + url_path, args.missed, {"Last-Event-ID": str(seen)})
-        catch_up_s = time.perf_counter() - start
-        assert [s for s, _ in got] == list(range(seen + 1, seen + args.missed + 1))
-
+        catch_up_s = _catch_up(base + url_path, runs, args.live, args.missed)
         # 3. all-runs catch-up: the client's last event and the missed ones were published.
-        seen += args.missed
-        missed = [make_event(s) for s in range(seen + 1, seen + args.missed + 1)]
-
-        async def publish_missed() -> None:
-            bus.mark_seen(RUN, seen)  # step 2's file-only events: on record, as after a restart
-            sse.publish_order(bus)  # as the client's all-runs stream had done
-            runs.write(missed)
-            for event in missed:
-                bus.publish(event)
-
-        asyncio.run_coroutine_threadsafe(publish_missed(), server.loop).result(60)
-        start = time.perf_counter()
-        got = read_stream(
-            base + "/api/events/stream", args.missed, {"Last-Event-ID": f"{RUN}:{seen}"}
+        all_runs_s, exact_s = _all_runs_catch_up(
+            server, base, runs, bus, args.live + args.missed, args.missed
         )
-        all_runs_s = time.perf_counter() - start
-        assert [s for s, _ in got] == [e.seq for e in missed]
-        # ...the cursor event itself was published before the order was kept: publish-order
-        # resume needs it on the bus, so measure from one published event instead.
-        anchor = missed[0].seq
-        start = time.perf_counter()
-        got = read_stream(
-            base + "/api/events/stream", args.missed - 1, {"Last-Event-ID": f"{RUN}:{anchor}"}
-        )
-        exact_s = time.perf_counter() - start
-        assert [s for s, _ in got] == [e.seq for e in missed[1:]]
 
     results = {
         "live_events": args.live,

@@ -92,11 +92,11 @@ class StepClock:
             real_init(family, *a, **k)
             family.denoiser.register_forward_pre_hook(self._stamp)
 
-        FlowFamily.__init__ = init  # type: ignore[method-assign]
+        FlowFamily.__init__ = init  # type: ignore[method-assign]  # hooks each new denoiser
 
         def uninstall() -> None:
             tm.load_models = real
-            FlowFamily.__init__ = real_init  # type: ignore[method-assign]
+            FlowFamily.__init__ = real_init  # type: ignore[method-assign]  # undoes the hook
 
         return uninstall
 

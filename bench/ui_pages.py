@@ -206,7 +206,7 @@ def spread(values: list[float]) -> dict[str, float]:
     }
 
 
-def main() -> int:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--warm", type=int, default=9, help="warm loads per page (default 9)")
     parser.add_argument("--label", default="", help="suffix of the results file (before/after)")
@@ -217,7 +217,136 @@ def main() -> int:
         "served too and its pages are timed in the same rounds, as 'base ...'",
     )
     parser.add_argument("--hello", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _serve_app(cwd: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+
+
+def _wait_for_ports(ports: list[int], home: Path) -> None:
+    """Wait for the sockets without loading a page: the first loads are the cold ones."""
+    for port in ports:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no server on {port}; see {home}") from None
+                time.sleep(0.05)
+
+
+def _page_memory(
+    driver: Any, pages: dict[str, tuple[str, str]], procs: list[subprocess.Popen], compare: bool
+) -> dict[str, float]:
+    """Memory under full page loads of '/' (the socket included), before any run is opened."""
+    driver.get("about:blank")
+    time.sleep(4)  # reconnect_timeout: the page above is let go
+    rss = {"after_first_load": rss_mb(procs[0].pid)}
+    for total in (10, 20):
+        for _ in range(10):
+            time_to_ready(driver, *pages["/"])
+        driver.get("about:blank")
+        time.sleep(5)
+        rss[f"after_{total}_loads"] = rss_mb(procs[0].pid)
+    if compare:
+        for _ in range(10):
+            time_to_ready(driver, *pages["base /"])
+        driver.get("about:blank")
+        time.sleep(5)
+        rss["base_after_10_loads"] = rss_mb(procs[2].pid)
+    return rss
+
+
+def _page_figures(
+    pages: dict[str, tuple[str, str]],
+    hello_url: str,
+    cold: dict[str, float],
+    warm: dict[str, list[float]],
+) -> dict[str, dict[str, Any]]:
+    hello_warm = statistics.median(warm["hello"])
+    figures_by_page: dict[str, dict[str, Any]] = {}
+    for name in ("hello", *pages):
+        url = hello_url if name == "hello" else pages[name][0]
+        figures: dict[str, Any] = {
+            "cold_s": round(cold[name], 3),
+            "warm": spread(warm[name]),
+            "first_response_bytes": response_bytes(url),
+        }
+        if name != "hello":
+            figures["warm_ratio_to_hello"] = round(statistics.median(warm[name]) / hello_warm, 2)
+            figures["cold_ratio_to_hello"] = round(cold[name] / cold["hello"], 2)
+        figures_by_page[name] = figures
+    return figures_by_page
+
+
+def _measure(
+    args: argparse.Namespace,
+    pages: dict[str, tuple[str, str]],
+    hello_url: str,
+    procs: list[subprocess.Popen],
+    result: dict[str, Any],
+) -> None:
+    driver = browser()
+    try:
+        driver.get("data:text/html,<p>warm-up</p>")  # the renderer's own start is no page's cost
+        cold = {
+            "hello": time_to_ready(driver, hello_url, READY_JS["hello"]),
+            "/": time_to_ready(driver, *pages["/"]),
+        }
+        if args.compare:
+            cold["base /"] = time_to_ready(driver, *pages["base /"])
+        rss = _page_memory(driver, pages, procs, bool(args.compare))
+        for name in [n for n in pages if n not in cold]:
+            cold[name] = time_to_ready(driver, *pages[name])
+        warm: dict[str, list[float]] = {name: [] for name in ("hello", *pages)}
+        for _ in range(args.warm):  # interleaved: each round sees the same machine load
+            warm["hello"].append(time_to_ready(driver, hello_url, READY_JS["hello"]))
+            for name, (url, selector) in pages.items():
+                warm[name].append(time_to_ready(driver, url, selector))
+        driver.get("about:blank")
+        time.sleep(5)
+        rss["after_all_pages_incl_100k_run"] = rss_mb(procs[0].pid)
+        rss["hello_server"] = rss_mb(procs[1].pid)
+        result["pages"] = _page_figures(pages, hello_url, cold, warm)
+        result["server_rss_mb"] = rss
+        result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    finally:
+        driver.quit()
+
+
+def _report(result: dict[str, Any], label: str) -> None:
+    for name, figures in result["pages"].items():
+        warm_f = figures["warm"]
+        line = (
+            f"{name:10s} cold {figures['cold_s']:.3f} s   warm median {warm_f['median_s']:.3f} s "
+            f"[{warm_f['min_s']:.3f}-{warm_f['max_s']:.3f}, n={warm_f['n']}]   "
+            f"first response {figures['first_response_bytes'] / 1024:.1f} KiB"
+        )
+        if name != "hello":
+            line += f"   x hello: warm {figures['warm_ratio_to_hello']}, cold {figures['cold_ratio_to_hello']}"
+        print(line)
+    print(f"server RSS MB: {result['server_rss_mb']}")
+    print(
+        f"load average {result['load_avg_start']} -> {result['load_avg_end']} on {result['cores']} cores"
+    )
+    suffix = f"_{label}" if label else ""
+    out = ROOT / "bench" / "results" / f"ui_pages{suffix}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {out}")
+
+
+def main() -> int:
+    args = _parse_args()
     if args.hello is not None:
         return run_hello(args.hello)
 
@@ -230,13 +359,7 @@ def main() -> int:
     }
     app_port, hello_port = free_port(), free_port()
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "app", "--port", str(app_port)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(home / "app.log").open("wb"),
-        ),
+        _serve_app(ROOT, app_port, env, home / "app.log"),
         subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--hello", str(hello_port)],
             cwd=ROOT,
@@ -257,18 +380,13 @@ def main() -> int:
         base_home.mkdir()
         seed_history(base_home)
         base_port = free_port()
+        base_env = {
+            **env,
+            "TUNERDECK_HOME": str(base_home),
+            "TUNERDECK_WEB_UI_CONFIG": str(base_home / "webui.json"),
+        }
         procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "app", "--port", str(base_port)],
-                cwd=Path(args.compare).resolve(),
-                env={
-                    **env,
-                    "TUNERDECK_HOME": str(base_home),
-                    "TUNERDECK_WEB_UI_CONFIG": str(base_home / "webui.json"),
-                },
-                stdout=subprocess.DEVNULL,
-                stderr=(home / "base.log").open("wb"),
-            )
+            _serve_app(Path(args.compare).resolve(), base_port, base_env, home / "base.log")
         )
         ports.append(base_port)
         base_url = f"http://127.0.0.1:{base_port}"
@@ -282,74 +400,10 @@ def main() -> int:
         "history_runs": HISTORY_RUNS,
         "long_run_steps": LONG_RUN_STEPS,
     }
-    driver = None
     try:
-        # Wait for both sockets without loading a page: the first loads below are the cold ones.
-        for port in ports:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"no server on {port}; see {home}") from None
-                    time.sleep(0.05)
-        driver = browser()
-        driver.get("data:text/html,<p>warm-up</p>")  # the renderer's own start is no page's cost
-        cold = {
-            "hello": time_to_ready(driver, hello_url, READY_JS["hello"]),
-            "/": time_to_ready(driver, *pages["/"]),
-        }
-        if args.compare:
-            cold["base /"] = time_to_ready(driver, *pages["base /"])
-        # Memory under full page loads of '/' (the socket included), before any run is opened.
-        driver.get("about:blank")
-        time.sleep(4)  # reconnect_timeout: the page above is let go
-        rss = {"after_first_load": rss_mb(procs[0].pid)}
-        for total in (10, 20):
-            for _ in range(10):
-                time_to_ready(driver, *pages["/"])
-            driver.get("about:blank")
-            time.sleep(5)
-            rss[f"after_{total}_loads"] = rss_mb(procs[0].pid)
-        if args.compare:
-            for _ in range(10):
-                time_to_ready(driver, *pages["base /"])
-            driver.get("about:blank")
-            time.sleep(5)
-            rss["base_after_10_loads"] = rss_mb(procs[2].pid)
-        for name in [n for n in pages if n not in cold]:
-            cold[name] = time_to_ready(driver, *pages[name])
-        warm: dict[str, list[float]] = {name: [] for name in ("hello", *pages)}
-        for _ in range(args.warm):  # interleaved: each round sees the same machine load
-            warm["hello"].append(time_to_ready(driver, hello_url, READY_JS["hello"]))
-            for name, (url, selector) in pages.items():
-                warm[name].append(time_to_ready(driver, url, selector))
-        driver.get("about:blank")
-        time.sleep(5)
-        rss["after_all_pages_incl_100k_run"] = rss_mb(procs[0].pid)
-        rss["hello_server"] = rss_mb(procs[1].pid)
-        hello_warm = statistics.median(warm["hello"])
-        result["pages"] = {}
-        for name in ("hello", *pages):
-            url = hello_url if name == "hello" else pages[name][0]
-            figures = {
-                "cold_s": round(cold[name], 3),
-                "warm": spread(warm[name]),
-                "first_response_bytes": response_bytes(url),
-            }
-            if name != "hello":
-                figures["warm_ratio_to_hello"] = round(
-                    statistics.median(warm[name]) / hello_warm, 2
-                )
-                figures["cold_ratio_to_hello"] = round(cold[name] / cold["hello"], 2)
-            result["pages"][name] = figures
-        result["server_rss_mb"] = rss
-        result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+        _wait_for_ports(ports, home)
+        _measure(args, pages, hello_url, procs, result)
     finally:
-        if driver is not None:
-            driver.quit()
         for proc in procs:
             proc.terminate()
         for proc in procs:
@@ -359,26 +413,7 @@ def main() -> int:
                 proc.kill()
         if "pages" in result:  # on failure the logs stay for reading
             shutil.rmtree(home, ignore_errors=True)
-
-    for name, figures in result["pages"].items():
-        warm_f = figures["warm"]
-        line = (
-            f"{name:10s} cold {figures['cold_s']:.3f} s   warm median {warm_f['median_s']:.3f} s "
-            f"[{warm_f['min_s']:.3f}-{warm_f['max_s']:.3f}, n={warm_f['n']}]   "
-            f"first response {figures['first_response_bytes'] / 1024:.1f} KiB"
-        )
-        if name != "hello":
-            line += f"   x hello: warm {figures['warm_ratio_to_hello']}, cold {figures['cold_ratio_to_hello']}"
-        print(line)
-    print(f"server RSS MB: {result['server_rss_mb']}")
-    print(
-        f"load average {result['load_avg_start']} -> {result['load_avg_end']} on {result['cores']} cores"
-    )
-    suffix = f"_{args.label}" if args.label else ""
-    out = ROOT / "bench" / "results" / f"ui_pages{suffix}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {out}")
+    _report(result, args.label)
     return 0
 
 

@@ -224,20 +224,6 @@ def load_lycoris_file(
     return counts
 
 
-def flow_name_of(denoiser: str) -> NameOf:
-    """kohya-style names for Flux / SD3 files: the transformer's diffusers module path under
-    lora_transformer_ (ComfyUI maps it onto its own, fused, layers), CLIP encoders under
-    lora_te1_ / lora_te2_ (CLIP-L, CLIP-G)."""
-    from trainer.lora_formats import kohya_name
-
-    def name_of(part: str, module: str) -> str:
-        if part == denoiser:
-            return "lora_transformer_" + module.replace(".", "_")
-        return kohya_name(part, module, True, {})
-
-    return name_of
-
-
 def write_lycoris_file(
     cfg: Mapping[str, Any],
     models: Any,

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from trainer.events import EventSink
+
 Progress = Callable[[int, int], None]
 
 
@@ -143,3 +145,105 @@ def fill_text_cache(
             cache.put(caption, {name: t[k] for name, t in out.items()})
         progress(min(i + batch_size, len(todo)), len(todo))
     return len(todo)
+
+
+def fill_caches(
+    cfg: Mapping[str, Any],
+    accelerator: Any,
+    sink: EventSink,
+    model: Any,
+    data: Any,
+    latent_cache: TensorCache | None,
+    text_cache: TensorCache | None,
+    epochs: range,
+) -> None:
+    """Fill the caches with every variant the remaining epochs will use (the sampler's random
+    decisions replayed without decoding images; each process fills its own batches' items);
+    then move the VAE and/or the frozen text encoders to the CPU (validation borrows them
+    back)."""
+
+    def epoch_batches(epoch: int) -> Any:
+        data.sampler.set_epoch(epoch)
+        return iter(data.sampler)
+
+    plans = planned_items(data.dataset, epoch_batches, epochs)
+    batch = max(1, cfg["train_batch_size"])
+    share = " (this process's share)" if accelerator.num_processes > 1 else ""
+
+    def encode_text(captions: list[str]) -> Any:
+        return model.encode_prompts(model.text_encoders, captions)
+
+    def progress(what: str) -> ThrottledProgress:
+        def report(done: int, total: int) -> None:
+            sink.log(f"caching {what} {done}/{total}{share}")
+            sink.stage(f"caching {what}", done, total)
+
+        return ThrottledProgress(report)
+
+    if latent_cache is not None:
+        log = progress("latents")
+        fill_latent_cache(latent_cache, plans, data.dataset.pixels, model.vae, batch, log)
+    if text_cache is not None:
+        captions = [p.caption for p in plans]
+        fill_text_cache(
+            text_cache, captions, encode_text, max(batch, 16), progress("text embeddings")
+        )
+    accelerator.wait_for_everyone()
+    moved = []
+    if latent_cache is not None:
+        data.dataset.latent_cache = latent_cache  # training reads latents, never pixels
+        model.vae.to("cpu")
+        moved.append(f"VAE on {next(model.vae.parameters()).device}")
+    if text_cache is not None:
+        for te in model.text_encoders:
+            te.to("cpu")
+        moved.append(f"text encoders on {next(model.text_encoders[0].parameters()).device}")
+    if accelerator.device.type == "cuda":
+        torch.cuda.empty_cache()
+    sink.log(f"caches complete ({len(plans)} item variants); {', '.join(moved)}")
+
+
+def latent_dist(
+    vae: Any, vae_dtype: Any, cache: TensorCache | None, batch: Mapping[str, Any], device: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch's latent distributions (mean, std): from the cache when there is one,
+    else from the VAE. A miss (a cache file torn or deleted since the fill) is encoded again."""
+    if cache is None:
+        with torch.no_grad():
+            dist = vae.encode(batch["pixel_values"].to(device, dtype=vae_dtype)).latent_dist
+        return dist.mean, dist.std
+    means, stds = [], []
+    for key, hit, px in zip(
+        batch["cache_keys"], batch["latents"], batch["pixel_values"], strict=True
+    ):
+        if hit is None:
+            m, s = encode_latent_dist(vae, px[None])
+            hit = {"mean": m[0], "std": s[0]}
+            cache.put(key, hit)
+        means.append(hit["mean"].to(device))
+        stds.append(hit["std"].to(device))
+    return torch.stack(means), torch.stack(stds)
+
+
+def text_embeds(
+    model: Any,
+    text_encoders: Sequence[Any],
+    cache: TensorCache | None,
+    captions: list[str],
+    device: Any,
+) -> Any:
+    """Frozen text encoders' embeddings of `captions`: from the cache when there is one, else
+    encoded without gradients. A miss (a cache file torn or deleted) is encoded again."""
+    if cache is None:
+        with torch.no_grad():
+            return model.encode_prompts(text_encoders, captions)
+    hits = []
+    for caption in captions:
+        hit = cache.get(caption)
+        if hit is None:
+            with torch.no_grad():
+                out = model.encode_prompts(text_encoders, [caption])
+            hit = {k: v[0] for k, v in out.items()}
+            cache.put(caption, hit)
+        hits.append(hit)
+    return {k: torch.stack([h[k].to(device) for h in hits]) for k in hits[0]}

@@ -27,6 +27,14 @@ from typing import Any
 
 import torch
 
+from trainer.adapters import (
+    NameOf,
+    is_lycoris_file,
+    kohya_lycoris,
+    load_lycoris_file,
+    split_key,
+)
+
 TEXT_PREFIXES_KOHYA = {False: ("lora_te",), True: ("lora_te1", "lora_te2")}
 DIFFUSERS_PARTS = ("unet", "text_encoder", "text_encoder_2")
 
@@ -64,14 +72,25 @@ def kohya_name(part: str, module: str, sdxl: bool, sgm: Mapping[str, str]) -> st
     return f"{prefix}_" + path.replace(".", "_")
 
 
+def flow_name_of(denoiser: str) -> NameOf:
+    """kohya-style names for Flux / SD3 files: the transformer's diffusers module path under
+    lora_transformer_ (ComfyUI maps it onto its own, fused, layers), CLIP encoders under
+    lora_te1_ / lora_te2_ (CLIP-L, CLIP-G)."""
+
+    def name_of(part: str, module: str) -> str:
+        if part == denoiser:
+            return "lora_transformer_" + module.replace(".", "_")
+        return kohya_name(part, module, True, {})
+
+    return name_of
+
+
 def to_kohya(
     parts: Mapping[str, Mapping[str, torch.Tensor]], sdxl: bool, unet: Any | None
 ) -> dict[str, torch.Tensor]:
     """Plain LoRA states per part ("unet", "text_encoder", "text_encoder_2"; peft names, alpha =
     rank) -> one kohya-named state dict."""
     sgm = unet_original_names(unet) if (sdxl and unet is not None) else {}
-    from trainer.adapters import kohya_lycoris, split_key
-
     if any(split_key(k) for state in parts.values() for k in state):  # LoHa / LoKr
         return kohya_lycoris(parts, lambda part, module: kohya_name(part, module, sdxl, sgm))
     out: dict[str, torch.Tensor] = {}
@@ -105,8 +124,6 @@ def load_init_lora(
     from peft.tuners.lora import LoraLayer
     from peft.utils import set_peft_model_state_dict
     from safetensors import safe_open
-
-    from trainer.adapters import is_lycoris_file, load_lycoris_file
 
     if is_lycoris_file(file):  # kohya LoHa / LoKr
         sgm_names = unet_original_names(modules["unet"]) if sdxl else {}

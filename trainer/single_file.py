@@ -30,6 +30,9 @@ from registry.model_files import (
     family_mismatch,
     inspect_model_file,
 )
+from trainer.families._parts import local_first
+from trainer.families.base import WrongFamilyError
+from trainer.families.sd_models import Models, schedulers
 
 # Where a file's missing pieces come from when single_file_config is empty (cache only).
 REFERENCE_REPOS = {
@@ -79,10 +82,6 @@ def load_models_from_file(cfg: Mapping[str, Any], path: str) -> Any:
     import diffusers
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTokenizer
-
-    from trainer.families._parts import local_first
-    from trainer.families.base import WrongFamilyError
-    from trainer.families.sd import Models, schedulers
 
     family = str(cfg["model_family"])
     allow_pickle = bool(cfg.get("allow_pickle_checkpoints"))
@@ -164,8 +163,6 @@ def load_vae(
     """The replacement VAE when pretrained_vae_model_name_or_path is set (a single file or a
     diffusers VAE folder / Hub id), else the VAE inside the checkpoint."""
     from diffusers import AutoencoderKL
-
-    from trainer.families._parts import local_first
 
     vae_path = str(cfg.get("pretrained_vae_model_name_or_path") or "").strip()
     if vae_path and is_model_file(vae_path):

@@ -73,7 +73,7 @@ class DatasetGallery:
 
     def _set(self, **change: object) -> None:
         values = {**self.filter.__dict__, **change}
-        self.filter = ImageFilter(**values)  # type: ignore[arg-type]
+        self.filter = ImageFilter(**values)
         self.page_no = 1
         ui.timer(0, self.refresh, once=True)
 
@@ -96,6 +96,8 @@ class DatasetGallery:
             )
         except OSError as exc:
             self.count.text = f"{self.folder} cannot be read: {exc.strerror}"
+            return
+        if page is None:  # the server is shutting down
             return
         self.page = page
         self.count.text = f"{page.total} of {page.folder_total} images"

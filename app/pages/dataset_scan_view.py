@@ -47,6 +47,12 @@ def render_scan_result(result: ScanResult) -> None:
     if result.error:
         ui.label(f"Scan: {result.error}").classes("text-negative text-sm").mark("scan-error")
         return
+    _counts(result)
+    _file_lists(result)
+    _distributions(result)
+
+
+def _counts(result: ScanResult) -> None:
     with ui.row().classes("gap-4 text-sm flex-wrap").mark("scan-counts"):
         ui.label(f"{result.image_count} image files").mark("scan-image-count")
         ui.label(f"{result.readable_count} readable")
@@ -68,6 +74,9 @@ def render_scan_result(result: ScanResult) -> None:
         ui.label(
             f"~{result.steps_per_epoch} steps per epoch alone (batch {result.batch_size}, repeats {result.repeats})"
         ).mark("scan-steps")
+
+
+def _file_lists(result: ScanResult) -> None:
     if result.unreadable:
         _file_list(
             "Unreadable images",
@@ -101,6 +110,9 @@ def render_scan_result(result: ScanResult) -> None:
             result.unmasked_alpha,
             "scan-unmasked-alpha",
         )
+
+
+def _distributions(result: ScanResult) -> None:
     with ui.row().classes("w-full gap-2 flex-wrap"):
         _bar_chart("Shorter side (px)", result.side_histogram, "pixels", "scan-side-histogram")
         _bar_chart(

@@ -204,10 +204,12 @@ class EntryCard:
         values = validate_config(self.tab.form.config(), self.tab.form.ctx).values
         return values["datasets"][self.index], values
 
-    async def scan(self) -> ScanResult:
+    async def scan(self) -> ScanResult | None:
         entry, config = self.effective()
         self.scan_summary.text = "Scanning…"
         result = await run.io_bound(self.tab.service.scan, entry, config)
+        if result is None:  # the server is shutting down
+            return None
         self.show_scan(result)
         self.tab.refresh_estimate()
         return result
@@ -343,9 +345,11 @@ class DatasetsTab:
         for card in self.cards:
             card.fields.set_show_advanced(show)
 
-    async def create_demo(self) -> Path:
+    async def create_demo(self) -> Path | None:
         root = self.service.root.resolved
         path = await run.io_bound(ensure_demo_dataset, root / DEMO_FOLDER)
+        if path is None:  # the server is shutting down
+            return None
         if not any(str(e.get("path") or "") == str(path) for e in self.form.datasets):
             self.add({"name": DEMO_FOLDER, "path": str(path)})
             ui.notify(f"Demo dataset ready in {path} and added to the list", type="positive")

@@ -52,9 +52,9 @@ class MonitorPage:
 
     async def build(self) -> None:
         page_frame(self.services, "/monitor")
-        service = self.services.run_service
+        service, bus = self.services.run_service, self.services.event_bus
         with ui.column().classes("td-main w-full gap-3 p-2"):
-            if service is None:
+            if service is None or bus is None:
                 ui.label("This server has no run service.").mark("no-run-service")
                 return
             if self.run_id is None:
@@ -72,13 +72,11 @@ class MonitorPage:
                 ).mark("no-runs")
                 self._hardware_card()
                 # The first event of a new run opens its monitor.
-                self.live = LiveUpdates(self.services.event_bus, self._open_first_run)
+                self.live = LiveUpdates(bus, self._open_first_run)
                 return
             # Listen before reading the run, so nothing published meanwhile is missed; what the
             # detail already holds is skipped by seq.
-            self.live = LiveUpdates(
-                self.services.event_bus, self._on_items, accept=self._accept, held=True
-            )
+            self.live = LiveUpdates(bus, self._on_items, accept=self._accept, held=True)
             try:  # the history is folded into the chart, never one object per step
                 self.detail = await read_run(service, self.run_id, self.model.chart)
             except RunError as exc:
@@ -88,55 +86,12 @@ class MonitorPage:
             self.model.load(self.detail.run.last_seq, self.detail.evals)
             self._header()
             self.alerts = ui.column().classes("w-full gap-2").mark("alerts")
-            run = self.detail.run
-            if run.state == "failed" and run.message.startswith(NAN_PREFIX):  # from history
-                self._show_alert({"kind": "nan", "message": run.message[len(NAN_PREFIX) :]})
-            stalls = [
-                e for e in self.detail.logs if str(e.get("message", "")).startswith(STALL_PREFIX)
-            ]
-            if stalls:  # the latest note is enough: the log lists every one
-                self._show_alert(
-                    {"kind": "stalled", "message": stalls[-1]["message"][len(STALL_PREFIX) :]}
-                )
-            with ui.row().classes("w-full items-center gap-4"):
-                ui.label("Smoothing").classes("text-sm")
-                ui.slider(
-                    min=0, max=0.99, step=0.01, value=self.smoothing, on_change=self._set_smoothing
-                ).classes("w-48").mark("smoothing")
-                ui.space()
-                # The charts show each stretch's low and high; every step is in this file.
-                ui.link(
-                    "Full record (every step)", self._file_url("events.jsonl"), new_tab=True
-                ).classes("text-sm").mark("full-record")
-            loss, lr = self._chart_series()
-            with ui.row().classes("w-full no-wrap gap-2"):
-                self.loss_chart = (
-                    ui.echart(line_chart("loss", loss)).classes("w-1/2 h-64").mark("loss-chart")
-                )
-                self.lr_chart = (
-                    ui.echart(line_chart("learning rate", lr))
-                    .classes("w-1/2 h-64")
-                    .mark("lr-chart")
-                )
-            self.charts_dirty = False
-            ui.timer(CHART_INTERVAL_S, self._draw_charts_if_dirty)
+            self._alerts_from_history(self.detail)
+            self._charts()
             with ui.expansion("Validation images", icon="image", value=True).classes("w-full"):
                 self.gallery = ui.column().classes("w-full gap-2").mark("gallery")
             self._draw_gallery()
-            with ui.row().classes("w-full no-wrap gap-2 items-start"):
-                with ui.card().classes("w-2/3"):
-                    with ui.row().classes("items-center w-full"):
-                        ui.label("Log").classes("font-medium")
-                        ui.space()
-                        ui.select(
-                            list(LEVELS), value=self.level, label="level", on_change=self._set_level
-                        ).props("dense").classes("w-32").mark("log-level")
-                    self.log_view = ui.log(max_lines=500).classes("w-full h-64 text-xs").mark("log")
-                    self._draw_log()
-                with ui.card().classes("w-1/3"):
-                    ui.label("Checkpoints").classes("font-medium")
-                    self.checkpoints = ui.column().classes("gap-0").mark("checkpoints")
-                    self._draw_checkpoints()
+            self._log_and_checkpoints()
             self._hardware_card()
             # "<last seq> <events received>": read by bench/events.py in the browser.
             self.seen_label = ui.label("").classes("hidden td-events-seen").mark("events-seen")
@@ -145,6 +100,55 @@ class MonitorPage:
         redraw_on_run_changes(service, self.live)
 
     # ---- sections -----------------------------------------------------------------------------
+    def _alerts_from_history(self, detail: RunDetail) -> None:
+        """The alerts a run raised before this page opened: a NaN stop, a stall note."""
+        run = detail.run
+        if run.state == "failed" and run.message.startswith(NAN_PREFIX):
+            self._show_alert({"kind": "nan", "message": run.message[len(NAN_PREFIX) :]})
+        stalls = [e for e in detail.logs if str(e.get("message", "")).startswith(STALL_PREFIX)]
+        if stalls:  # the latest note is enough: the log lists every one
+            self._show_alert(
+                {"kind": "stalled", "message": stalls[-1]["message"][len(STALL_PREFIX) :]}
+            )
+
+    def _charts(self) -> None:
+        with ui.row().classes("w-full items-center gap-4"):
+            ui.label("Smoothing").classes("text-sm")
+            ui.slider(
+                min=0, max=0.99, step=0.01, value=self.smoothing, on_change=self._set_smoothing
+            ).classes("w-48").mark("smoothing")
+            ui.space()
+            # The charts show each stretch's low and high; every step is in this file.
+            ui.link(
+                "Full record (every step)", self._file_url("events.jsonl"), new_tab=True
+            ).classes("text-sm").mark("full-record")
+        loss, lr = self._chart_series()
+        with ui.row().classes("w-full no-wrap gap-2"):
+            self.loss_chart = (
+                ui.echart(line_chart("loss", loss)).classes("w-1/2 h-64").mark("loss-chart")
+            )
+            self.lr_chart = (
+                ui.echart(line_chart("learning rate", lr)).classes("w-1/2 h-64").mark("lr-chart")
+            )
+        self.charts_dirty = False
+        ui.timer(CHART_INTERVAL_S, self._draw_charts_if_dirty)
+
+    def _log_and_checkpoints(self) -> None:
+        with ui.row().classes("w-full no-wrap gap-2 items-start"):
+            with ui.card().classes("w-2/3"):
+                with ui.row().classes("items-center w-full"):
+                    ui.label("Log").classes("font-medium")
+                    ui.space()
+                    ui.select(
+                        list(LEVELS), value=self.level, label="level", on_change=self._set_level
+                    ).props("dense").classes("w-32").mark("log-level")
+                self.log_view = ui.log(max_lines=500).classes("w-full h-64 text-xs").mark("log")
+                self._draw_log()
+            with ui.card().classes("w-1/3"):
+                ui.label("Checkpoints").classes("font-medium")
+                self.checkpoints = ui.column().classes("gap-0").mark("checkpoints")
+                self._draw_checkpoints()
+
     def _header(self) -> None:
         with ui.card().classes("w-full"):
             with ui.row().classes("items-center gap-4 w-full"):
@@ -281,6 +285,8 @@ class MonitorPage:
 
     async def _refresh_hardware(self) -> None:
         snap = await run.io_bound(hardware.snapshot)
+        if snap is None:  # the server is shutting down
+            return
         self.hardware.clear()
         with self.hardware:
             if not snap.gpus:
@@ -372,20 +378,12 @@ def _state_color(state: str) -> str:
     }.get(state, "grey")
 
 
-# The live monitor of each client, by client id (tests and bench/events.py inspect it).
-MONITORS: dict[str, MonitorPage] = {}
-
-
 def register() -> None:
     if ("/monitor", "Monitor", "show_chart") not in NAV_LINKS:
         NAV_LINKS.append(("/monitor", "Monitor", "show_chart"))
 
     async def render(run_id: str | None) -> None:
-        page = MonitorPage(get_services(), run_id)
-        client = ui.context.client
-        MONITORS[client.id] = page
-        client.on_delete(lambda: MONITORS.pop(client.id, None))
-        await page.build()
+        await MonitorPage(get_services(), run_id).build()
 
     @ui.page("/monitor", title="tunerdeck · monitor")
     async def monitor() -> None:
@@ -396,4 +394,4 @@ def register() -> None:
         await render(run_id)
 
 
-__all__ = ["MONITORS", "MonitorPage", "RunInfo", "register"]
+__all__ = ["MonitorPage", "RunInfo", "register"]

@@ -44,32 +44,7 @@ def open_preferences(
         )
         output_root.mark("prefs-output-root")
 
-        ui.label("Cached accelerate settings").classes("font-medium mt-2")
-        ui.label(
-            "Used for the 'accelerate launch' command line. Only launcher settings are kept: "
-            + ", ".join(sorted(ACCELERATE_OVERRIDE_WHITELIST))
-        ).classes("text-xs text-grey-7")
-        cached = ui.label().classes("font-mono text-xs break-all").mark("prefs-overrides")
-        overrides: dict[str, Any] = dict(prefs.accelerate_overrides)
-
-        def show_overrides() -> None:
-            cached.text = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "(none)"
-
-        def remember() -> None:
-            overrides.clear()
-            overrides.update(filter_accelerate_overrides(current_values()))
-            show_overrides()
-
-        def forget() -> None:
-            overrides.clear()
-            show_overrides()
-
-        show_overrides()
-        with ui.row().classes("gap-1"):
-            ui.button("Remember this config's settings", on_click=remember).props(
-                "flat dense no-caps"
-            ).mark("prefs-remember")
-            ui.button("Clear", on_click=forget).props("flat dense no-caps")
+        overrides = _overrides_section(dict(prefs.accelerate_overrides), current_values)
         error = ui.label().classes("text-negative text-sm").mark("prefs-error")
 
         def save() -> None:
@@ -98,3 +73,36 @@ def open_preferences(
             ui.button("Save", on_click=save).mark("prefs-save")
     dialog.open()
     return dialog
+
+
+def _overrides_section(
+    overrides: dict[str, Any], current_values: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The cached accelerate settings, with buttons to take them from the config or clear
+    them; the returned dict is what Save stores."""
+    ui.label("Cached accelerate settings").classes("font-medium mt-2")
+    ui.label(
+        "Used for the 'accelerate launch' command line. Only launcher settings are kept: "
+        + ", ".join(sorted(ACCELERATE_OVERRIDE_WHITELIST))
+    ).classes("text-xs text-grey-7")
+    cached = ui.label().classes("font-mono text-xs break-all").mark("prefs-overrides")
+
+    def show_overrides() -> None:
+        cached.text = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "(none)"
+
+    def remember() -> None:
+        overrides.clear()
+        overrides.update(filter_accelerate_overrides(current_values()))
+        show_overrides()
+
+    def forget() -> None:
+        overrides.clear()
+        show_overrides()
+
+    show_overrides()
+    with ui.row().classes("gap-1"):
+        ui.button("Remember this config's settings", on_click=remember).props(
+            "flat dense no-caps"
+        ).mark("prefs-remember")
+        ui.button("Clear", on_click=forget).props("flat dense no-caps")
+    return overrides

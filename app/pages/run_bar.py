@@ -21,13 +21,19 @@ from app.services.container import Services
 from app.services.estimate_view import describe as describe_estimate
 from app.services.event_bus import Item
 from app.services.form_state import FormState
+from app.services.monitor_model import ToastType
 from app.services.preflight import Finding, preflight
 from app.services.run_service import RunError, RunInfo
 from registry.validation import Issue
 from tunerdeck_common.events import Event
 
 NO_RUN_SERVICE = "Runs are not available: this server has no run service yet."
-_TOASTS = {"running": "info", "stopped": "info", "completed": "positive", "failed": "negative"}
+_TOASTS: dict[str, ToastType] = {
+    "running": "info",
+    "stopped": "info",
+    "completed": "positive",
+    "failed": "negative",
+}
 
 
 def format_duration(seconds: float | None) -> str:
@@ -51,7 +57,7 @@ def pick_current(runs: list[RunInfo]) -> RunInfo | None:
 
 
 def run_summary(run: RunInfo) -> str:
-    parts = [run.state]
+    parts: list[str] = [run.state]
     if run.queue_position is not None:
         parts.append(f"#{run.queue_position + 1} in queue")
     return " · ".join(parts)
@@ -269,11 +275,11 @@ class RunBar:
         for item in items:
             stage = stage_of(item)
             if stage is not None:
-                self.stages[item.run_id] = stage  # type: ignore[union-attr]
+                self.stages[item.run_id] = stage
         current = self.current
         if items and current is not None and all(_progress_of(i, current.id) for i in items):
             # Training steps of the run shown: fold them in, without listing every run again.
-            fold_progress(current, items[-1].data)  # type: ignore[union-attr]
+            fold_progress(current, items[-1].data)  # type: ignore[union-attr]  # all are progress Events
             self.show(current)
             return
         await self.refresh()
@@ -342,6 +348,8 @@ class RunBar:
         if service is None or not self.can_start:
             return
         findings = await nicegui_run.io_bound(self._run_preflight)  # reads folders: off the loop
+        if findings is None:  # the server is shutting down
+            return
         self.set_preflight(findings)
         blocking = [f for f in findings if f.blocking]
         if blocking:

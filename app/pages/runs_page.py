@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from nicegui import ui
 
@@ -18,10 +19,10 @@ from app.services.chart_data import ChartData, read_run
 from app.services.container import Services, get_services
 from app.services.event_bus import Item
 from app.services.monitor_model import EvalSeries
-from app.services.run_service import RunError, RunInfo
+from app.services.run_service import RunError, RunInfo, RunService
 from tunerdeck_common.repro import changes, read_record
 
-_COLUMNS = [
+_COLUMNS: list[dict[str, Any]] = [
     {"name": "id", "label": "Run", "field": "id", "align": "left", "sortable": True},
     {"name": "config_name", "label": "Config", "field": "config_name", "align": "left"},
     {"name": "state", "label": "State", "field": "state", "align": "left", "sortable": True},
@@ -61,10 +62,17 @@ class RunsPage:
         self.services = services
         self.runs: list[RunInfo] = []
 
+    @property
+    def _service(self) -> RunService:
+        service = self.services.run_service
+        assert service is not None  # build() offers no action without one
+        return service
+
     async def build(self) -> None:
         page_frame(self.services, "/runs")
         with ui.column().classes("td-main w-full gap-3 p-2"):
-            if self.services.run_service is None:
+            service, bus = self.services.run_service, self.services.event_bus
+            if service is None or bus is None:
                 ui.label("This server has no run service.")
                 return
             ui.label("Queue").classes("text-h6")
@@ -93,13 +101,12 @@ class RunsPage:
             self.compare_chart: ui.echart | None = None
         await self.refresh()
         self.live = LiveUpdates(  # the whole table is sent again: a few times a second at most
-            self.services.event_bus, lambda _items: self.refresh(), accept=_is_event, interval=0.25
+            bus, lambda _items: self.refresh(), accept=_is_event, interval=0.25
         )
-        redraw_on_run_changes(self.services.run_service, self.live)
+        redraw_on_run_changes(service, self.live)
 
     async def refresh(self) -> None:
-        service = self.services.run_service
-        self.runs = await service.list_runs()
+        self.runs = await self._service.list_runs()
         self.table.rows = [_row(r) for r in self.runs]
         ids = {r.id for r in self.runs}  # a run deleted elsewhere leaves the selection too
         self.table.selected = [row for row in self.table.selected if row["id"] in ids]
@@ -172,9 +179,7 @@ class RunsPage:
 
     async def _start_again(self, config: dict, source: str) -> None:
         try:
-            run = await self.services.run_service.start_run(
-                config=config, config_name=f"again: {source}"
-            )
+            run = await self._service.start_run(config=config, config_name=f"again: {source}")
         except RunError as exc:
             ui.notify(" ".join([exc.message, *exc.errors]), type="negative", multi_line=True)
             return
@@ -190,7 +195,7 @@ class RunsPage:
         for run_id in ids:
             chart = ChartData(0.6)
             try:  # folded into the chart, downsampled: never one object per step
-                detail = await read_run(self.services.run_service, run_id, chart)
+                detail = await read_run(self._service, run_id, chart)
             except RunError:
                 continue
             smoothed = chart.loss_series(run_id)[1]
@@ -230,21 +235,19 @@ class RunsPage:
     async def _delete(self, ids: list[str]) -> None:
         for run_id in ids:
             try:
-                await self.services.run_service.delete_run(run_id)
+                await self._service.delete_run(run_id)
             except RunError as exc:
                 ui.notify(exc.message, type="warning")
         self.table.selected = []
         await self.refresh()
 
     async def _move(self, run: RunInfo, delta: int) -> None:
-        await self.services.run_service.move_in_queue(
-            run.id, max(0, (run.queue_position or 0) + delta)
-        )
+        await self._service.move_in_queue(run.id, max(0, (run.queue_position or 0) + delta))
         await self.refresh()
 
     async def _cancel(self, run: RunInfo) -> None:
         try:
-            await self.services.run_service.cancel_queued(run.id)
+            await self._service.cancel_queued(run.id)
         except RunError as exc:
             ui.notify(exc.message, type="warning")
         await self.refresh()

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from app.services.chart_data import ChartData
 from app.services.event_bus import LogLine
 from app.services.stall import STALL_PREFIX
 from tunerdeck_common.events import Event
 
-TOAST_TYPES = {
+# The toast colours NiceGUI's `ui.notify` accepts.
+ToastType = Literal["positive", "negative", "warning", "info", "ongoing"]
+TOAST_TYPES: dict[str, ToastType] = {
     "completed": "positive",
     "stopped": "info",
     "failed": "negative",
@@ -76,7 +78,7 @@ class Changes:
     ask_service: bool = False  # re-read the run's record (state, message)
     latest: dict[str, Any] | None = None  # the newest progress data, for the header
     logs: list[dict[str, Any]] = field(default_factory=list)  # {"ts", "level", "message"}
-    toasts: list[tuple[str, str]] = field(default_factory=list)  # (message, notify type)
+    toasts: list[tuple[str, ToastType]] = field(default_factory=list)  # (message, notify type)
     alerts: list[dict[str, Any]] = field(default_factory=list)  # AlertData-like dicts
 
     @property

@@ -88,7 +88,9 @@ def test_start_watch_progress_and_a_validation_image_then_stop(
         screen.open("/")
         screen.selenium.find_element(By.CSS_SELECTOR, ".td-stop").click()
         until(lambda: "stopped" in text_of(screen, ".td-run-status"), "the run stops")
-        run = services.run_service.history.runs[next(iter(services.run_service.history.runs))].record
+        run = services.run_service.history.runs[
+            next(iter(services.run_service.history.runs))
+        ].record
         assert (Path(run.run_dir) / "checkpoints" / f"checkpoint-{run.step}").is_dir()
     finally:
         for live in services.run_service.history.runs.values():

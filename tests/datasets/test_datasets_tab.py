@@ -33,7 +33,7 @@ async def datasets_user(user: User, home: Path) -> AsyncIterator[User]:
         platform=PlatformContext(device="cpu", packages=frozenset())
     )
     configure(services)
-    user.services = services  # type: ignore[attr-defined]
+    user.services = services  # type: ignore[attr-defined]  # the fixture attaches the app's services to the User
     await user.open("/")
     user.find(marker="tab-datasets").click()
     await user.should_see(marker="datasets-tab")
@@ -153,7 +153,7 @@ async def test_warnings_for_the_run_bar(datasets_user: User, home: Path) -> None
     (folder / "broken.png").write_bytes(b"nope")
     user.find(marker="add-dataset").click()
     element(user, "dataset-0-path").value = str(folder)
-    messages = [i.message for i in dataset_warnings(form_of(user).config(), user.services)]  # type: ignore[attr-defined]
+    messages = [i.message for i in dataset_warnings(form_of(user).config(), user.services)]  # type: ignore[attr-defined]  # services attached by the fixture
     assert any("1 unreadable images will be skipped: broken.png" in m for m in messages)
     assert any("2 images have no caption" in m for m in messages)
     assert any("smaller than the resolution" in m for m in messages)

@@ -236,7 +236,7 @@ def test_datasets_must_be_a_list() -> None:
 
 
 def test_not_a_mapping_at_all() -> None:
-    result = validate_config(["learning_rate"])  # type: ignore[arg-type]
+    result = validate_config(["learning_rate"])  # type: ignore[arg-type]  # deliberately not a mapping
     assert not result.ok and "table of options" in result.errors[0].message
 
 

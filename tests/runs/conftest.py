@@ -73,7 +73,7 @@ async def app_user(
     services = build_services(platform=CPU)
     services.run_service.command_builder = trainer_command or services.run_service.command_builder
     configure(services)
-    user.services = services  # type: ignore[attr-defined]
+    user.services = services  # type: ignore[attr-defined]  # the fixture attaches the app's services to the User
     yield user
     for live in services.run_service.history.runs.values():
         if live.record.pid:

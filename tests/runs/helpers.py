@@ -109,8 +109,8 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = 240)
 
 
 def step_of(user: User) -> int:
-    text = element(user, "run-step").text  # "step 3/30"
-    return int(text.split()[1].split("/")[0]) if text else 0
+    text = element(user, "run-step").text  # "step 3/30", or a stage name before step 1
+    return int(text.split()[1].split("/")[0]) if text.startswith("step ") else 0
 
 
 def set_config(user: User, config: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from tunerdeck_common.events import Event, EventError, parse_event, read_events
 
 def ev(seq: int, run_id: str = "r1", type_: str = "log", **data: object) -> Event:
     payload = data or {"level": "info", "message": f"event {seq}"}
-    return Event(run_id=run_id, seq=seq, ts=1.0 + seq, type=type_, data=payload)  # type: ignore[arg-type]
+    return Event(run_id=run_id, seq=seq, ts=1.0 + seq, type=type_, data=payload)  # type: ignore[arg-type]  # tests build any event type
 
 
 def test_malformed_events_are_refused_with_the_reason() -> None:
@@ -54,7 +54,7 @@ def test_malformed_events_are_refused_with_the_reason() -> None:
 def test_the_bus_delivers_each_seq_once_and_tracks_gaps() -> None:
     bus = EventBus(tail_size=3)
     got: list[int] = []
-    bus.listen(lambda item: got.append(item.seq))  # type: ignore[union-attr]
+    bus.listen(lambda item: got.append(item.seq))  # type: ignore[union-attr]  # only Events are published here
     assert bus.publish(ev(1)) and bus.publish(ev(2))
     assert not bus.publish(ev(2))  # callback + file follower: the second copy is dropped
     assert bus.publish(ev(5))

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from app.services.run_history import KEEP_LOADED_FINISHED
+from app.services.run_service import RunDetail
 
 from .helpers import ServiceFactory, demo_config, eventually, fake_command, wait_for
 
 
-def steps_of(detail) -> list[int]:  # type: ignore[no-untyped-def]
+def steps_of(detail: RunDetail) -> list[int]:
     return [p.step for p in detail.progress]
 
 

@@ -33,7 +33,7 @@ async def test_kill_from_the_run_bar_while_a_stop_hangs(app_user: User) -> None:
     app_user.find(marker="kill").click()
     await eventually(lambda: "failed" in element(app_user, "run-status").text, "killed", 30)
     await app_user.should_not_see(marker="kill")
-    service = app_user.services.run_service  # type: ignore[attr-defined]
+    service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     (run,) = await service.list_runs()
     assert "killed on request" in run.message
     assert run.log_tail  # what the trainer printed last is kept
@@ -41,7 +41,7 @@ async def test_kill_from_the_run_bar_while_a_stop_hangs(app_user: User) -> None:
 
 async def test_kill_through_rest(app_user: User) -> None:
     client = app_user.http_client
-    service = app_user.services.run_service  # type: ignore[attr-defined]
+    service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     run = (await client.post("/api/runs", json={"config": demo_config(10_000)})).json()
     await wait_for(service, run["id"], ("running",), timeout=60, step_at_least=1)
     assert (await client.post(f"/api/runs/{run['id']}/stop")).json()["state"] == "stopping"

@@ -20,7 +20,7 @@ def trainer_command(fake_trainer_command: Any) -> Any:
 
 
 async def test_an_event_published_while_the_page_loads_reaches_it(app_user: User) -> None:
-    service = app_user.services.run_service  # type: ignore[attr-defined]
+    service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     run = await service.start_run(config=demo_config(2))
     run = await wait_for(service, run.id, ("completed",))
     read_detail = service.get_detail

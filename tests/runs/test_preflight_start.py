@@ -22,17 +22,17 @@ def trainer_command(fake_trainer_command: Callable[..., list[str]]) -> Callable[
 
 async def test_a_blocking_finding_stops_start(app_user: User, tmp_path: Path) -> None:
     (tmp_path / "not-a-folder").write_text("x")
-    app_user.services.prefs.update(output_root=str(tmp_path / "not-a-folder"))  # type: ignore[attr-defined]
+    app_user.services.prefs.update(output_root=str(tmp_path / "not-a-folder"))  # type: ignore[attr-defined]  # services attached by the fixture
     await app_user.open("/")
     set_config(app_user, demo_config(3))
     app_user.find(marker="start").click()
     await app_user.should_see(marker="preflight-output")
     await app_user.should_see("Fix: Choose an output_dir")
-    assert await app_user.services.run_service.list_runs() == []  # type: ignore[attr-defined]
+    assert await app_user.services.run_service.list_runs() == []  # type: ignore[attr-defined]  # services attached by the fixture
 
 
 async def test_a_warning_is_listed_and_the_run_starts(app_user: User, runs_home: Path) -> None:
-    folder = Path(app_user.services.prefs.prefs.datasets_root) / "small"  # type: ignore[attr-defined]
+    folder = Path(app_user.services.prefs.prefs.datasets_root) / "small"  # type: ignore[attr-defined]  # services attached by the fixture
     folder.mkdir(parents=True)
     for i in range(2):
         Image.new("RGB", (32, 32), "blue").save(folder / f"{i}.png")

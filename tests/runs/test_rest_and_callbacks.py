@@ -87,7 +87,7 @@ async def test_rest_errors_say_what_to_do(app_user: User) -> None:
 
 async def test_bad_callbacks_are_refused_while_the_run_goes_on(app_user: User) -> None:
     client = app_user.http_client
-    service = app_user.services.run_service  # type: ignore[attr-defined]
+    service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     run = (await client.post("/api/runs", json={"config": demo_config(30)})).json()
     await poll(app_user, run["id"], ("running",), step_at_least=1)
     token = service.token_of(run["id"])

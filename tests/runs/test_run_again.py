@@ -24,8 +24,8 @@ def trainer_command(fake_trainer_command: Callable[..., list[str]]) -> Callable[
 async def test_run_again_names_what_changed_and_starts_the_same_config(
     app_user: User, tmp_path: Path
 ) -> None:
-    service = app_user.services.run_service  # type: ignore[attr-defined]
-    data = Path(app_user.services.prefs.prefs.datasets_root) / "set"  # type: ignore[attr-defined]
+    service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
+    data = Path(app_user.services.prefs.prefs.datasets_root) / "set"  # type: ignore[attr-defined]  # services attached by the fixture
     data.mkdir(parents=True)
     (data / "a.png").write_bytes(b"x")
     first = await service.start_run(config=demo_config(4))

@@ -44,7 +44,7 @@ def select(user: User, *run_ids: str) -> None:
 
 
 async def finished_runs(user: User, *steps: int) -> list[RunInfo]:
-    service = user.services.run_service  # type: ignore[attr-defined]
+    service = user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     runs = [await service.start_run(config=demo_config(n)) for n in steps]
     return [await wait_for(service, run.id, ("completed",), timeout=60) for run in runs]
 
@@ -52,7 +52,7 @@ async def finished_runs(user: User, *steps: int) -> list[RunInfo]:
 async def test_the_queue_is_shown_reordered_and_cancelled(
     app_user: User, more_users: Callable[[], User]
 ) -> None:
-    service = app_user.services.run_service  # type: ignore[attr-defined]
+    service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     await app_user.open("/")
     set_config(app_user, demo_config(10_000))
     app_user.find(marker="start").click()
@@ -144,7 +144,7 @@ async def test_delete_asks_first_and_removes_the_run_and_its_files(
 
 
 async def test_an_active_run_is_not_deleted(app_user: User) -> None:
-    service = app_user.services.run_service  # type: ignore[attr-defined]
+    service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     run = await service.start_run(config=demo_config(10_000))
     await wait_for(service, run.id, ("running",), timeout=60)
     await app_user.open("/runs")

@@ -52,7 +52,7 @@ def _cells(user: User) -> set[str]:
 
 
 async def test_the_monitor_draws_prompts_by_steps(app_user: User) -> None:
-    service = app_user.services.run_service  # type: ignore[attr-defined]
+    service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     run = await service.start_run(config=demo_config(2))
     run = await wait_for(service, run.id, ("completed",))
     run_dir = Path(run.run_dir)
@@ -87,7 +87,7 @@ async def test_a_relative_prompt_library_reaches_the_run_as_validated(
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "prompts.toml").write_text('beach = "a dog on a beach"\n')
-    service = app_user.services.run_service  # type: ignore[attr-defined]
+    service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     config = {**demo_config(2), "user_prompt_library": "prompts.toml", "validation_steps": 1}
     run = await service.start_run(config=config)
     run = await wait_for(service, run.id, ("completed",))

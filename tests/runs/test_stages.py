@@ -43,8 +43,8 @@ async def test_the_run_bar_and_monitor_show_the_stage_while_starting(
     set_config(app_user, demo_config(3))
     app_user.find(marker="start").click()
     monitor = more_users()
-    await eventually(lambda: bool(app_user.services.run_service.history.runs), "the run", 10)  # type: ignore[attr-defined]
-    (run_id,) = app_user.services.run_service.history.runs  # type: ignore[attr-defined]
+    await eventually(lambda: bool(app_user.services.run_service.history.runs), "the run", 10)  # type: ignore[attr-defined]  # services attached by the fixture
+    (run_id,) = app_user.services.run_service.history.runs  # type: ignore[attr-defined]  # services attached by the fixture
     await monitor.open(f"/monitor/{run_id}")
     await eventually(
         lambda: "caching latents 2/4" in element(app_user, "run-step").text, "a counted stage", 30

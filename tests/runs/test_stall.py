@@ -57,7 +57,7 @@ def trainer_command(
 
 
 async def test_a_trainer_that_stops_emitting_gets_a_stalled_banner(app_user: User) -> None:
-    services = app_user.services  # type: ignore[attr-defined]
+    services = app_user.services  # type: ignore[attr-defined]  # the fixture attaches the app's services to the User
     service = services.run_service
     watch = StallWatch(services.event_bus, service, StallClock(factor=10, min_wait_s=1))
     run = await service.start_run(config=demo_config(20))

@@ -111,7 +111,7 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
     """`app` on a loopback port in this event loop; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # uvicorn in a thread: no signal handlers
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)

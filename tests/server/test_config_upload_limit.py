@@ -35,7 +35,7 @@ async def test_an_oversized_config_upload_is_refused_with_the_limit(page_user: U
     page_user.find(marker="action-import").click()
     await page_user.should_see(marker="import-dialog")
     upload = page_user.find(marker="import-upload").elements.pop()
-    await upload.handle_uploads([SmallFileUpload("huge.toml", "text/plain", TOO_BIG)])  # type: ignore[attr-defined]
+    await upload.handle_uploads([SmallFileUpload("huge.toml", "text/plain", TOO_BIG)])  # type: ignore[attr-defined]  # NiceGUI's upload handler, not in its stubs
     await page_user.should_see(marker="import-errors")
     await page_user.should_see("a config file may be at most 1,024 KiB")
     await page_user.should_see(marker="import-dialog")  # still open: nothing was replaced

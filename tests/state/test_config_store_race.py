@@ -13,7 +13,7 @@ from state.config_store import ConfigStore, ConfigStoreError
 RACERS = 20
 
 
-def _save_as(root: str, index: int, barrier, results) -> None:  # type: ignore[no-untyped-def]
+def _save_as(root: str, index: int, barrier, results) -> None:  # type: ignore[no-untyped-def]  # runs in a spawned process; mp types
     store = ConfigStore(Path(root))
     config = {"max_train_steps": 1000 + index, "seed": index}
     barrier.wait()

@@ -140,7 +140,7 @@ class _PickyReceiver(BaseHTTPRequestHandler):
 
 def _wait(check: object, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:  # type: ignore[operator]
+    while not check() and time.monotonic() < deadline:  # type: ignore[operator]  # a callable, typed loosely for the tests
         time.sleep(0.02)
 
 

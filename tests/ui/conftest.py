@@ -39,7 +39,7 @@ async def trainer_user(user: User, make_services: Callable[[], Services]) -> Asy
     """A simulated user with the app's pages and routers registered, '/' opened."""
     services = make_services()
     configure(services)
-    user.services = services  # type: ignore[attr-defined]
+    user.services = services  # type: ignore[attr-defined]  # the fixture attaches the app's services to the User
     await user.open("/")
     yield user
     set_services(None)

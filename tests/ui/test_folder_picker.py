@@ -29,7 +29,7 @@ def test_listing_stays_inside_roots(tmp_path: Path) -> None:
 async def test_picking_a_folder_fills_the_path_field(
     trainer_user: User, ui_paths: dict[str, Path]
 ) -> None:
-    datasets_root = Path(trainer_user.services.prefs.prefs.datasets_root)  # type: ignore[attr-defined]
+    datasets_root = Path(trainer_user.services.prefs.prefs.datasets_root)  # type: ignore[attr-defined]  # services attached by the fixture
     (datasets_root / "cats").mkdir(parents=True)
     trainer_user.find(marker="tab-checkpoints").click()
     trainer_user.find(marker="pick-output_dir").click()

@@ -15,7 +15,7 @@ from tests.ui.test_trainer_page import choose, element, page_of
 async def test_choosing_a_model_file_shows_its_facts_and_checks_the_family(
     trainer_user: User,
 ) -> None:
-    root = Path(trainer_user.services.prefs.prefs.datasets_root)  # type: ignore[attr-defined]
+    root = Path(trainer_user.services.prefs.prefs.datasets_root)  # type: ignore[attr-defined]  # services attached by the fixture
     models = root / "models"
     models.mkdir(parents=True)
     file = write_safetensors(models / "anime-xl.safetensors", LAYOUTS["sdxl"])
@@ -41,7 +41,7 @@ async def test_choosing_a_model_file_shows_its_facts_and_checks_the_family(
 
 
 async def test_a_text_file_renamed_safetensors_is_explained(trainer_user: User) -> None:
-    root = Path(trainer_user.services.prefs.prefs.datasets_root)  # type: ignore[attr-defined]
+    root = Path(trainer_user.services.prefs.prefs.datasets_root)  # type: ignore[attr-defined]  # services attached by the fixture
     root.mkdir(parents=True, exist_ok=True)
     fake = root / "model.safetensors"
     fake.write_text("404 page not found\n" * 3)

@@ -353,7 +353,8 @@ class FlowFamily(Family):
         names += [self.text_encoder_names[i] for i in self.trainable_text_encoders()]
         parts = dict(zip(names, modules, strict=True))
         if self.cfg["lora_type"] == "lycoris":  # diffusers' layout has no LoHa / LoKr form
-            from trainer.adapters import flow_name_of, write_lycoris_file
+            from trainer.adapters import write_lycoris_file
+            from trainer.lora_formats import flow_name_of
 
             name_of = flow_name_of(self.denoiser_name)
             return write_lycoris_file(self.cfg, self, parts, file, dtype, name_of)

@@ -1,8 +1,8 @@
 """Stable Diffusion 1.x / 2.x (and, in subclasses, the demo model and SDXL): a UNet with DDPM
 noise, epsilon or v-prediction targets, min-SNR weighting.
 
-The SD pieces SDXL shares live here too: `Models` (the loaded parts, what trainer.weights,
-trainer.single_file and trainer.lora_metadata take), `load_models` (a diffusers folder, a
+The SD pieces SDXL shares live here too: `Models` (the loaded parts; defined in
+trainer.families.sd_models, below both loaders), `load_models` (a diffusers folder, a
 cached hub id, or a single file through trainer.single_file), `add_lora`, `tokenize` and
 `encode_tokens`. Saving is trainer.weights and the loss trainer.losses, called here rather
 than copied, so one fix there serves every SD family.
@@ -11,22 +11,27 @@ than copied, so one fix there serves every SD family.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
-from trainer import timestep_bias
+# A module import: trainer.single_file builds on this package, so either may load first.
+from trainer import single_file, timestep_bias
 from trainer.families._parts import (
     LORA_INIT,
     TEXT_ENCODER_LORA_TARGETS,
     TextEncoderUse,
     add_text_encoder_adapter,
     from_pretrained,
-    local_first,
 )
 from trainer.families.base import Family, FixedNoise, Noised
+from trainer.families.sd_models import (
+    SD_TEXT_ENCODER_USE,
+    Models,
+    schedulers,
+    text_encoder_use,
+)
 
 VALIDATION_SCHEDULERS = {
     "ddim": "DDIMScheduler",
@@ -34,73 +39,6 @@ VALIDATION_SCHEDULERS = {
     "euler_a": "EulerAncestralDiscreteScheduler",
     "dpmpp_2m": "DPMSolverMultistepScheduler",
 }
-
-
-def text_encoder_use(family: str) -> tuple[TextEncoderUse, ...]:
-    """Per text encoder of model_family `family`, which of its outputs reach the UNet."""
-    from trainer.families import family_for
-
-    return family_for(family).text_encoder_use
-
-
-@dataclass
-class Models:
-    family: str
-    path: str
-    unet: Any
-    vae: Any
-    noise_scheduler: Any
-    tokenizers: list[Any]
-    text_encoders: list[Any]
-    load_kwargs: dict[str, Any] = field(default_factory=dict)
-    # The base model's own scheduler (class and config of its scheduler/ folder): what a
-    # saved full model carries; training uses noise_scheduler (DDPM over the same config).
-    inference_scheduler: Any = None
-    # PiSSA only: the adapters' initial tensors (unet, then text encoders), needed to turn
-    # the trained adapters into plain LoRAs for the original base weights (weights.py).
-    initial_adapters: list[dict[str, torch.Tensor]] | None = None
-    # What the run trained on, per dataset folder (the saved files' metadata reads it).
-    dataset_counts: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    @property
-    def is_sdxl(self) -> bool:
-        return self.family == "sdxl"
-
-    @property
-    def pipeline_class(self) -> Any:
-        from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-
-        return StableDiffusionXLPipeline if self.is_sdxl else StableDiffusionPipeline
-
-    def pipeline(self, unet: Any, text_encoders: Sequence[Any], scheduler: Any) -> Any:
-        """A diffusers pipeline over these parts (for validation images and full-model saves)."""
-        parts: dict[str, Any] = {
-            "vae": self.vae,
-            "unet": unet,
-            "scheduler": scheduler,
-            "tokenizer": self.tokenizers[0],
-            "text_encoder": text_encoders[0],
-        }
-        if self.is_sdxl:
-            parts |= {"tokenizer_2": self.tokenizers[1], "text_encoder_2": text_encoders[1]}
-        else:
-            parts |= {
-                "safety_checker": None,
-                "feature_extractor": None,
-                "requires_safety_checker": False,
-            }
-        return self.pipeline_class(**parts)
-
-
-def schedulers(path: str, kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    """(DDPM scheduler for training, the base model's own scheduler) from one config."""
-    import diffusers
-
-    config = local_first(diffusers.DDPMScheduler.load_config, path, kwargs, subfolder="scheduler")
-    own = getattr(diffusers, str(config.get("_class_name", "")), None)
-    if not (isinstance(own, type) and issubclass(own, diffusers.SchedulerMixin)):
-        own = diffusers.DDPMScheduler  # not a diffusers scheduler: keep the training one
-    return diffusers.DDPMScheduler.from_config(config), own.from_config(config)
 
 
 def load_models(cfg: Mapping[str, Any], model_path: str) -> Models:
@@ -111,9 +49,7 @@ def load_models(cfg: Mapping[str, Any], model_path: str) -> Models:
 
     family = cfg["model_family"]
     if family != "demo" and Path(model_path).expanduser().is_file():
-        from trainer.single_file import load_models_from_file
-
-        return load_models_from_file(cfg, model_path)
+        return single_file.load_models_from_file(cfg, model_path)
     kw: dict[str, Any] = {}
     if family != "demo":
         if cfg["revision"]:
@@ -133,9 +69,7 @@ def load_models(cfg: Mapping[str, Any], model_path: str) -> Models:
         )
     vae_path = "" if family == "demo" else cfg["pretrained_vae_model_name_or_path"]
     if vae_path and Path(vae_path).expanduser().is_file():
-        from trainer.single_file import load_vae
-
-        vae = load_vae(cfg, None, model_path, {}, family)
+        vae = single_file.load_vae(cfg, None, model_path, {}, family)
     elif vae_path:
         vae = from_pretrained(AutoencoderKL, vae_path, tok_kw)
     else:
@@ -253,7 +187,7 @@ class SD(Family):
     text_encoder_names: ClassVar[tuple[str, ...]] = ("text_encoder",)
     trainable_text_encoder_names: ClassVar[tuple[str, ...]] = ("text_encoder",)
     # Per text encoder, which outputs reach the UNet: the final hidden state.
-    text_encoder_use: ClassVar[tuple[TextEncoderUse, ...]] = (TextEncoderUse(),)
+    text_encoder_use: ClassVar[tuple[TextEncoderUse, ...]] = SD_TEXT_ENCODER_USE
 
     def __init__(self, cfg: Mapping[str, Any], path: str, models: Models) -> None:
         self.models = models  # what the module functions and trainer.weights take

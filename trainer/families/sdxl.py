@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from trainer.families._parts import TextEncoderUse
 from trainer.families.sd import SD
+from trainer.families.sd_models import SDXL_TEXT_ENCODER_USE
 
 
 def sdxl_time_ids(
@@ -35,7 +35,7 @@ class SDXL(SD):
     trainable_text_encoder_names = ("text_encoder", "text_encoder_2")
     # As the SDXL pipeline: penultimate hidden states of both encoders, and the projected
     # pooled output of the second.
-    text_encoder_use = (TextEncoderUse(skip_last=1), TextEncoderUse(skip_last=1, pooled=True))
+    text_encoder_use = SDXL_TEXT_ENCODER_USE
 
     def part_dtypes(self, weight_dtype: torch.dtype) -> dict[str, torch.dtype]:
         return super().part_dtypes(weight_dtype) | {"vae": torch.float32}
