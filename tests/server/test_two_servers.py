@@ -176,7 +176,8 @@ async def test_demo_run_driven_from_the_webui_server(
         # The webui's pages show the run, and its monitor page's images load through the webui.
         page = await client.get(f"/monitor/{run_id}")
         assert page.status_code == 200
-        shown = re.findall(rf"/api/runs/{run_id}/file\?path=[^\"\\&]+", page.text)
+        # Images only: the page also links the run's full event record (events.jsonl).
+        shown = re.findall(rf"/api/runs/{run_id}/file\?path=[^\"\\&]+?\.png", page.text)
         assert shown, "the monitor page shows no validation image"
         from_page = await client.get(shown[0])
         assert from_page.status_code == 200
