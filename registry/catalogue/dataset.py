@@ -244,7 +244,7 @@ FIELDS: tuple[ConfigField, ...] = (
         maximum=100000.0,
         help="Images of this dataset kept out of training to measure the eval loss on (see "
         "eval_steps): a fraction below 1 (0.1 = a tenth of the images, at least one) or a "
-        "count of 2 or more images, chosen by the seed. 0 holds none out.",
+        "count of 2 or more images, chosen by the run's seed. 0 holds none out.",
         dependencies=(when("kind", Op.NOT_EQUALS, "eval"),),
         width=3,
     ),
