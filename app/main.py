@@ -46,6 +46,11 @@ def build_app(args: argparse.Namespace) -> dict[str, Any]:
         else None,
     )
     configure(services)
+    from nicegui import app as nicegui_app
+
+    from app import memory
+
+    memory.install(nicegui_app)  # closed pages' elements are freed (and returned) promptly
     secret = storage_secret(args.storage_secret)
     install_access(args, secret, services)
     return {

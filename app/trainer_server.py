@@ -54,17 +54,29 @@ def build_trainer_app(
 
 
 def serve(args: argparse.Namespace) -> int:
+    import socket
+
     import uvicorn
 
+    # Listen before anything names the port: with --port 0 the OS picks a free one, and the
+    # printed URL and the trainers' callback URL carry the port actually bound.
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    try:
+        sock = socket.create_server((args.host, args.port), family=family)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    port = sock.getsockname()[1]
     token = server_token(args.host, args.token)
-    services = build_services(callback_url=callback_url(args.host, args.port))
+    services = build_services(callback_url=callback_url(args.host, port))
     app = build_trainer_app(
         services,
         AccessPolicy(token, storage_secret(args.storage_secret)),
         loopback_bind=is_loopback(args.host),
     )
-    print(f"tunerdeck trainer server at {url_for(args.host, args.port)}", flush=True)
+    print(f"tunerdeck trainer server at {url_for(args.host, port)}", flush=True)
     if token is not None:
         print(f"token: {token}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
-    return 0
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, log_level="info"))
+    server.run(sockets=[sock])
+    return 0 if server.started else 3  # 3: uvicorn's "failed to start"

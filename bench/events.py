@@ -1,23 +1,34 @@
-"""The callback bus under load: synthetic events at 100, 1,000 and 5,000 events/s for 20 s
+"""Event delivery to the Monitor: synthetic events at 100, 1,000 and 5,000 events/s for 20 s
 each, watched by 1 and 5 real browser clients (headless chromium on /monitor/<run>).
 
-For every phase it prints and saves: events lost (emitted but never shown on a page; goal
-0), latency from emit to the page's DOM p50/p99 (goal p99 < 250 ms at 1,000/s), the server's
-CPU share (of one core), the browsers' CPU share, and the server's memory before and after all
-phases (goal: no growth).
+Measured from the outside, with nothing in the product for it: each browser's DevTools
+performance log records every websocket frame the page receives and when. A progress event
+counts as delivered to a client at the first frame that shows its step or a later one (the
+header's "step N/M": the page shows the newest step, so one frame covers many events).
+
+For every phase it prints and saves: events lost (never covered on a page; goal 0), latency
+from the trainer's emit to the frame reaching the browser, p50/p99 (goals: p50 < 50 ms at
+<= 1,000/s, p99 < 250 ms at 5,000/s x 5 clients), chart redraws per second (goal: a few),
+whether the last chart redraw reached the last step, the server's and the browsers' CPU
+share (of one core), the load average, and the server's memory before and after all phases.
 
 The events come from a synthetic trainer: the real trainer's EventSink (events.jsonl +
-batched POSTs to /callbacks with the run's token), launched by the real run service.
+batched POSTs to /callbacks with the run's token, every 0.2 s by default like the real
+trainer; --trainer-flush 0.02 isolates the server's share), launched by the real run service.
 
 Run: .venv/bin/python bench/events.py [--duration 20] [--rates 100,1000,5000] [--clients 1,5]
-(writes bench/results/events.json). Roles used internally: --serve PORT, --source.
+[--trainer-flush S] (writes bench/results/events.json). Roles used internally: --serve PORT,
+--source. TUNERDECK_BENCH_PROFILE=FILE profiles the server (cProfile) into FILE.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import inspect
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -33,16 +44,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-# A MutationObserver on the monitor's hidden "events-seen" label ("<last seq> <count>")
-# records when each update reached the DOM, in the browser's clock (= this machine's).
-OBSERVER_JS = """
-const target = document.querySelector('.td-events-seen');
-if (!target) return false;
-window.__samples = [];
-const obs = new MutationObserver(() => window.__samples.push([Date.now() / 1000, target.textContent]));
-obs.observe(target, {childList: true, characterData: true, subtree: true});
-return true;
-"""
+# What the page shows, read from the outside: the browsers' DevTools performance log records
+# every websocket frame the page receives, with the browser's receive time (CLOCK_MONOTONIC,
+# the clock of time.monotonic() here). The page itself carries nothing for the bench.
+STEP_SHOWN = re.compile(r"step (\d+)/\d+")  # the header's "step N/M" (and the banner's)
+CHART_DRAW = "run_chart_method"
+CHART_WAIT_S = 1.5  # longer than the page's chart redraw interval
+CHART_ID = re.compile(r'runMethod\((\d+), \\"run_chart_method')  # in the JSON-quoted code
+FLUSH_ENV = "TUNERDECK_BENCH_TRAINER_FLUSH_S"  # a chart redraw: runMethod(id, "run_chart_method", ["setOption", ...])
 
 
 # ---- role 1: the synthetic trainer -----------------------------------------------------------
@@ -58,13 +67,14 @@ def run_source() -> int:
     run_dir = Path(cfg["output_dir"])
     total = int(cfg["max_train_steps"])
     rate = float(cfg["run_name"].split("=")[1])
+    # The real trainer's batching unless --trainer-flush says otherwise (driver -> env).
+    flush = os.environ.get(FLUSH_ENV)
     sink = EventSink(
         run_dir,
         os.environ["TUNERDECK_RUN_ID"],
         os.environ.get("TUNERDECK_CALLBACK_URL"),
         os.environ.get("TUNERDECK_CALLBACK_TOKEN"),
-        flush_interval_s=0.02,
-        batch_size=500,
+        flush_interval_s=float(flush) if flush else _real_flush(),
     )
     while not (run_dir / "go").exists():
         time.sleep(0.05)
@@ -92,6 +102,13 @@ def run_source() -> int:
     return 0
 
 
+def _real_flush() -> float:
+    """The real trainer's send interval (EventSink's default)."""
+    from trainer.events import EventSink
+
+    return float(inspect.signature(EventSink).parameters["flush_interval_s"].default)
+
+
 # ---- role 2: the server ----------------------------------------------------------------------
 def run_server(port: int) -> int:
     from nicegui import ui
@@ -110,18 +127,66 @@ def run_server(port: int) -> int:
         str(run_dir / "run.toml"),
     ]
     profile_path = os.environ.get("TUNERDECK_BENCH_PROFILE")
-    if not profile_path:
-        ui.run(**kwargs)
-        return 0
-    import cProfile
+    sample_path = os.environ.get("TUNERDECK_BENCH_SAMPLE")
+    if profile_path:  # exact call counts, but it inflates small functions several times over
+        import cProfile
+
+        from nicegui import app
+
+        profiler = cProfile.Profile()
+        app.on_shutdown(lambda: profiler.dump_stats(profile_path))
+        profiler.enable()
+    elif sample_path:
+        _sample_main_thread(Path(sample_path))
+    ui.run(**kwargs)
+    return 0
+
+
+def _sample_main_thread(out: Path, every_s: float = 0.002) -> None:
+    """A sampling profile of the event loop's thread (little distortion, unlike cProfile):
+    every `every_s` the innermost app/NiceGUI frame ("self") and every function on the stack
+    ("inclusive") are counted; written as JSON at shutdown, shares of all samples."""
+    import threading
 
     from nicegui import app
 
-    profiler = cProfile.Profile()
-    app.on_shutdown(lambda: profiler.dump_stats(profile_path))
-    profiler.enable()
-    ui.run(**kwargs)
-    return 0
+    main = threading.main_thread().ident or 0
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    taken = [0]
+    stop = threading.Event()
+
+    def name(frame: Any) -> str:
+        code = frame.f_code
+        path = code.co_filename
+        short = path.split("site-packages/")[-1] if "site-packages/" in path else path
+        return f"{short.replace(str(REPO) + '/', '')}:{code.co_name}"
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            frame = sys._current_frames().get(main)
+            if frame is None:
+                continue
+            taken[0] += 1
+            own[name(frame)] += 1
+            seen = set()
+            while frame is not None:
+                seen.add(name(frame))
+                frame = frame.f_back
+            inclusive.update(seen)
+
+    def dump() -> None:
+        stop.set()
+        n = max(1, taken[0])
+        top = {
+            "samples": taken[0],
+            "self": {k: round(v / n, 4) for k, v in own.most_common(60)},
+            "inclusive": {k: round(v / n, 4) for k, v in inclusive.most_common(120)},
+        }
+        out.write_text(json.dumps(top, indent=1) + "\n")
+
+    threading.Thread(target=loop, name="bench-sampler", daemon=True).start()
+    app.on_shutdown(dump)
 
 
 # ---- role 3: the driver ----------------------------------------------------------------------
@@ -148,6 +213,10 @@ def _browser() -> Any:
     options.binary_location = shutil.which("chromium") or ""
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    options.add_experimental_option(
+        "perfLoggingPrefs", {"enableNetwork": True, "enablePage": False}
+    )
     return webdriver.Chrome(
         service=Service(executable_path=shutil.which("chromedriver")), options=options
     )
@@ -180,6 +249,41 @@ def _browsers_cpu(drivers: list[Any]) -> float:
     return total
 
 
+def _frames(driver: Any) -> list[tuple[float, str]]:
+    """(receive time, payload) of the websocket frames the page got since the last call."""
+    frames = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.webSocketFrameReceived":
+            params = message["params"]
+            frames.append((params["timestamp"], params["response"]["payloadData"]))
+    return frames
+
+
+def _steps_shown(frames: list[tuple[float, str]]) -> list[tuple[float, int]]:
+    """(receive time, highest "step N" in the frame) for each frame that shows a step."""
+    shown = []
+    for ts, payload in frames:
+        steps = [int(m) for m in STEP_SHOWN.findall(payload)]
+        if steps:
+            shown.append((ts, max(steps)))
+    return shown
+
+
+def _last_chart_step(frames: list[tuple[float, str]]) -> int | None:
+    """The highest step in the loss series of the last chart redraw."""
+    for _ts, payload in reversed(frames):
+        if CHART_DRAW not in payload:
+            continue
+        data = json.loads(payload[payload.index("[") :])[1]
+        code = data["code"]
+        args = json.loads(code[code.index('"run_chart_method", ') + 20 : code.rindex(")")])
+        loss = [s for s in args[1]["series"] if s["name"] == "loss"]
+        if loss:  # else the learning-rate chart
+            return max((int(x) for x, _y in loss[0]["data"]), default=0)
+    return None
+
+
 def _phase(
     base: str, drivers: list[Any], server: Any, rate: int, duration: float
 ) -> dict[str, Any]:
@@ -197,40 +301,57 @@ def _phase(
         driver.get(f"{base}/monitor/{run_id}")
     time.sleep(2.0)
     for driver in drivers:
-        if not driver.execute_script(OBSERVER_JS):
-            raise RuntimeError("the monitor page has no events-seen element")
+        _frames(driver)  # drop what the page load brought
+    frames: list[list[tuple[float, str]]] = [[] for _ in drivers]
+    load_start = os.getloadavg()
     proc = psutil.Process(server.pid)
     cpu0, t0 = proc.cpu_times(), time.monotonic()
     browsers0 = _browsers_cpu(drivers)
     (run_dir / "go").write_text("go")
-    time.sleep(duration)
-    # Let the tail arrive: until every page saw the last seq, or 10 s.
-    deadline = time.monotonic() + 10
-    samples: list[list[list[Any]]] = []
+    # Collect until every page showed the last step (or 10 s after the phase's end); the logs
+    # are drained as they come so chromedriver holds little.
+    deadline = time.monotonic() + duration + 10
     while time.monotonic() < deadline:
-        samples = [d.execute_script("return window.__samples") or [] for d in drivers]
-        if all(s and int(s[-1][1].split()[0]) >= total for s in samples):
+        time.sleep(1.0)
+        for i, driver in enumerate(drivers):
+            frames[i].extend(_frames(driver))
+        if all((s := _steps_shown(f)) and s[-1][1] >= total for f in frames):
             break
-        time.sleep(0.25)
+    time.sleep(CHART_WAIT_S)  # the charts' last (throttled) redraw
+    for i, driver in enumerate(drivers):
+        frames[i].extend(_frames(driver))
     cpu1, t1 = proc.cpu_times(), time.monotonic()
     cpu_share = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / (t1 - t0)
     browsers_share = (_browsers_cpu(drivers) - browsers0) / (t1 - t0)
-    emitted = {}
+    emitted = {}  # step -> when the synthetic trainer emitted it (wall clock)
     for line in (run_dir / "events.jsonl").read_text().splitlines():
         event = json.loads(line)
-        emitted[event["seq"]] = event["ts"]
+        if event["type"] == "progress":
+            emitted[event["data"]["step"]] = event["ts"]
+    to_wall = time.time() - time.monotonic()  # the browsers' frame times are monotonic
     latencies: list[float] = []
-    lost_per_client = []
-    for client_samples in samples:
-        seen_count = int(client_samples[-1][1].split()[1]) if client_samples else 0
-        lost_per_client.append(len(emitted) - seen_count)
-        # Each seq is on the page from the first update whose last seq reaches it.
-        pos = 0
-        for arrived, text in client_samples:
-            last = int(text.split()[0])
-            while pos < len(emitted) and pos + 1 <= last:
-                pos += 1
-                latencies.append(arrived - emitted[pos])
+    lost_per_client, backwards, redraws_max, redraws_mean, chart_tail = [], 0, [], [], []
+    step_frames: list[float] = []  # frames that show a step, per second (header updates)
+    for client_frames in frames:
+        # Each step is on the page from the first frame showing it or a later step.
+        covered = 0
+        for ts, step in _steps_shown(client_frames):
+            if step < covered:
+                backwards += 1
+            while covered < step and covered < total:
+                covered += 1
+                latencies.append(ts + to_wall - emitted[covered])
+        lost_per_client.append(total - covered)
+        step_frames.append(len(_steps_shown(client_frames)) / (t1 - t0))
+        # Redraws per chart (the loss and the learning-rate chart) in each whole second.
+        draws = [
+            (m.group(1), ts) for ts, payload in client_frames if (m := CHART_ID.search(payload))
+        ]
+        per_second = collections.Counter((chart, int(ts)) for chart, ts in draws)
+        redraws_max.append(max(per_second.values(), default=0))
+        charts = len({chart for chart, _ts in draws}) or 1
+        redraws_mean.append(len(draws) / charts / (t1 - t0))
+        chart_tail.append(_last_chart_step(client_frames))
     _wait_state(base, run_id, {"completed", "failed", "stopped"}, timeout=60)
     latencies.sort()
     return {
@@ -239,13 +360,21 @@ def _phase(
         "duration_s": duration,
         "emitted": len(emitted),
         "lost_max_per_client": max(lost_per_client),
+        "step_went_backwards": backwards,
         "latency_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "latency_min_ms": round(latencies[0] * 1000, 1) if latencies else None,
         "latency_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1)
         if latencies
         else None,
+        "step_updates_per_s_mean": round(statistics.mean(step_frames), 1),
+        "chart_redraws_per_s_max": max(redraws_max),
+        "chart_redraws_per_s_mean": round(max(redraws_mean), 2),
+        "chart_last_step_min": min((t for t in chart_tail if t is not None), default=None),
         "server_cpu_share": round(cpu_share, 3),
         "browsers_cpu_share": round(browsers_share, 3),
         "server_rss_mb_after_phase": round(proc.memory_info().rss / 2**20, 1),
+        "load_avg_start": [round(x, 2) for x in load_start],
+        "load_avg_end": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -260,6 +389,8 @@ def run_driver(args: argparse.Namespace) -> int:
         "TUNERDECK_HOME": str(home),
         "TUNERDECK_WEB_UI_CONFIG": str(home / "webui.json"),
     }
+    if args.trainer_flush is not None:
+        env[FLUSH_ENV] = str(args.trainer_flush)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -270,7 +401,7 @@ def run_driver(args: argparse.Namespace) -> int:
         stderr=open(home / "server.log", "wb"),  # noqa: SIM115
     )
     drivers: list[Any] = []
-    results: dict[str, Any] = {"phases": []}
+    results: dict[str, Any] = {"phases": [], "trainer_flush_s": args.trainer_flush or _real_flush()}
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -322,6 +453,12 @@ def main() -> int:
     )
     parser.add_argument("--rates", default="100,1000,5000")
     parser.add_argument("--clients", default="1,5")
+    parser.add_argument(
+        "--trainer-flush",
+        type=float,
+        default=None,
+        help="the synthetic trainer's send interval in s (default: the real trainer's)",
+    )
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--source", action="store_true", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()

@@ -43,8 +43,10 @@ async def measure(rate: int, duration: float, interval: float, handler_ms: float
         now = time.time()
         runs.append(now)
         latencies.extend(now - item.ts for item in items)
-        if handler_ms:  # a page's own work per update (labels, folding, the outbox)
-            time.sleep(handler_ms / 1000)
+        if handler_ms:  # a page's own CPU work per update (labels, folding, the outbox)
+            until = time.thread_time() + handler_ms / 1000
+            while time.thread_time() < until:
+                pass
 
     async with user_simulation() as user:
 

@@ -264,34 +264,24 @@ def _spread(values: list[float]) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", default=ALL_MODELS)
-    args = parser.parse_args()
-    os.environ.setdefault("TUNERDECK_HOME", str(Path(tempfile.gettempdir()) / "tunerdeck-bench"))
+def _quiet_libraries() -> None:
     import logging
 
-    import psutil
-    import torch
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
-
-    from trainer.demo_model import ensure_demo_model
-    from trainer.tiny import write_tiny
-    from tunerdeck_common.demo_dataset import ensure_demo_dataset
 
     dlog.set_verbosity_error()
     tlog.set_verbosity_error()
     logging.getLogger("accelerate").setLevel(logging.ERROR)
     os.environ.setdefault("TQDM_DISABLE", "1")
-    proc = psutil.Process()
-    load_before = os.getloadavg()
-    cpu_before = psutil.cpu_percent(interval=1.0)
-    started = time.perf_counter()
+
+
+def _tiny_models(families: list[str]) -> dict[str, Path | None]:
+    """The demo model (built on first use) and a tiny pipeline per family, written once."""
+    from trainer.demo_model import ensure_demo_model
+    from trainer.tiny import write_tiny
+
     ensure_demo_model()
-    data = ensure_demo_dataset()
-    families = [f.strip() for f in args.models.split(",") if f.strip()]
     home = Path(os.environ["TUNERDECK_HOME"])
     models: dict[str, Path | None] = {"demo": None}
     for family in families:
@@ -300,16 +290,34 @@ def main() -> None:
             if not (path / "model_index.json").exists():
                 write_tiny(family, path)
             models[family] = path
+    return models
+
+
+class Measured:
+    """Per family and mode: block step times, RSS at the steps, CUDA peak; and the load."""
+
+    def __init__(self, families: list[str]) -> None:
+        self.per_step: dict[str, dict[str, list[float]]] = {
+            f: {m: [] for m in MODES} for f in families
+        }
+        self.rss: dict[str, dict[str, list[float]]] = {f: {} for f in families}
+        self.cuda_peak: dict[str, dict[str, int]] = {f: {} for f in families}
+        self.busy: list[float] = []
+        self.own: list[float] = []
+
+
+def _measure(families: list[str], rounds: int, data: Path) -> Measured:
+    """Every mode ROUNDS times per family, interleaved so outside load spreads over all."""
+    import psutil
+    import torch
+
+    models = _tiny_models(families)
     runners = {"bare": _bare_run} | {m: _trainer_run for m in MODES if m != "bare"}
-    per_step: dict[str, dict[str, list[float]]] = {f: {m: [] for m in MODES} for f in families}
-    rss: dict[str, dict[str, list[float]]] = {f: {} for f in families}
-    cuda_peak: dict[str, dict[str, int]] = {f: {} for f in families}
-    busy, own = [], []
-    clock = StepClock()
+    got, proc, clock = Measured(families), psutil.Process(), StepClock()
     uninstall = clock.install()
     try:
         for family in families:
-            for _ in range(args.rounds):
+            for _ in range(rounds):
                 for mode in MODES:
                     clock.stamps, clock.rss = [], []
                     if torch.cuda.is_available():
@@ -317,44 +325,68 @@ def main() -> None:
                     psutil.cpu_percent(interval=None)
                     cpu0, wall0 = proc.cpu_times(), time.perf_counter()
                     runners[mode](family, models[family], data, mode, clock)
-                    busy.append(psutil.cpu_percent(interval=None))
+                    got.busy.append(psutil.cpu_percent(interval=None))
                     cpu1, wall1 = proc.cpu_times(), time.perf_counter()
                     used = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-                    own.append(used / max(wall1 - wall0, 1e-9))
-                    per_step[family][mode] += clock.block_seconds()
-                    rss[family].setdefault(mode, []).append(statistics.median(clock.rss[WARMUP:]))
+                    got.own.append(used / max(wall1 - wall0, 1e-9))
+                    got.per_step[family][mode] += clock.block_seconds()
+                    median_rss = statistics.median(clock.rss[WARMUP:])
+                    got.rss[family].setdefault(mode, []).append(median_rss)
                     if torch.cuda.is_available():
-                        cuda_peak[family][mode] = torch.cuda.max_memory_allocated()
+                        got.cuda_peak[family][mode] = torch.cuda.max_memory_allocated()
     finally:
         uninstall()
-    results: dict[str, Any] = {}
-    for family in families:
-        s = {m: statistics.median(v) for m, v in per_step[family].items()}
-        entry: dict[str, Any] = {
-            "resolution": RESOLUTION[family],
-            "seconds_per_step": {m: _spread(v) for m, v in per_step[family].items()},
-        }
-        for mode, goal in GOALS.items():
-            ratio = s["bare"] / s[mode]
-            entry[f"ratio_{mode.removeprefix('trainer_')}"] = round(ratio, 3)
-            entry[f"outside_share_{mode.removeprefix('trainer_')}"] = round(1 - ratio, 3)
-            entry[f"meets_goal_{mode.removeprefix('trainer_')}"] = ratio >= goal
-        entry["cache_saving_per_step"] = round(1 - s["trainer_cached"] / s["trainer_quiet"], 3)
-        entry["rss_during_steps_mb"] = {
-            m: round(statistics.median(v) / 2**20) for m, v in rss[family].items()
-        }
-        if torch.cuda.is_available():
-            entry["cuda_peak_bytes"] = cuda_peak[family]
-        results[family] = entry
+    return got
+
+
+def _family_entry(family: str, got: Measured, cuda: bool) -> dict[str, Any]:
+    s = {m: statistics.median(v) for m, v in got.per_step[family].items()}
+    entry: dict[str, Any] = {
+        "resolution": RESOLUTION[family],
+        "seconds_per_step": {m: _spread(v) for m, v in got.per_step[family].items()},
+    }
+    for mode, goal in GOALS.items():
+        name = mode.removeprefix("trainer_")
+        ratio = s["bare"] / s[mode]
+        entry[f"ratio_{name}"] = round(ratio, 3)
+        entry[f"outside_share_{name}"] = round(1 - ratio, 3)
+        entry[f"meets_goal_{name}"] = ratio >= goal
+    entry["cache_saving_per_step"] = round(1 - s["trainer_cached"] / s["trainer_quiet"], 3)
+    entry["rss_during_steps_mb"] = {
+        m: round(statistics.median(v) / 2**20) for m, v in got.rss[family].items()
+    }
+    if cuda:
+        entry["cuda_peak_bytes"] = got.cuda_peak[family]
+    return entry
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--models", default=ALL_MODELS)
+    args = parser.parse_args()
+    os.environ.setdefault("TUNERDECK_HOME", str(Path(tempfile.gettempdir()) / "tunerdeck-bench"))
+    import psutil
+    import torch
+
+    from tunerdeck_common.demo_dataset import ensure_demo_dataset
+
+    _quiet_libraries()
+    load_before = os.getloadavg()
+    cpu_before = psutil.cpu_percent(interval=1.0)
+    started = time.perf_counter()
+    families = [f.strip() for f in args.models.split(",") if f.strip()]
+    got = _measure(families, args.rounds, ensure_demo_dataset())
+    cuda = torch.cuda.is_available()
     result = {
         "batch_size": BATCH,
         "repeats": args.rounds * BLOCKS,
         "rounds": args.rounds,
         "steps_per_repeat": BLOCK_STEPS,
         "torch_threads": torch.get_num_threads(),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": "cuda" if cuda else "cpu",
         "goals": {"ratio_quiet": GOALS["trainer_quiet"], "ratio_events": GOALS["trainer_events"]},
-        "models": results,
+        "models": {f: _family_entry(f, got, cuda) for f in families},
         # On the CPU a cache moves no memory (the VAE and text encoders stay in RAM); it saves
         # only the encoders' transient activations and the decoded images.
         "rss_note": "median RSS of the whole process at the steps' UNet calls, per mode",
@@ -363,8 +395,8 @@ def main() -> None:
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
             "cpu_busy_percent_before": cpu_before,
-            "cpu_busy_percent_during": _spread(busy),
-            "own_cores_used_during": _spread(own),
+            "cpu_busy_percent_during": _spread(got.busy),
+            "own_cores_used_during": _spread(got.own),
         },
         "bench_seconds": round(time.perf_counter() - started, 1),
     }

@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
             raw = load_config_file(args.config)
         except ConfigFileError as exc:
             print(f"error: cannot use config {args.config}:", file=sys.stderr)
-            for problem in exc.errors:
-                print(f"  - {problem}", file=sys.stderr)
+            for error in exc.errors:
+                print(f"  - {error}", file=sys.stderr)
             return 2
     raw.update(explicit_values(args))
     result = validate_config(raw, detect_platform())

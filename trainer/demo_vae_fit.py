@@ -23,7 +23,9 @@ def _demo_pixels(size: int) -> Any:
 
     from tunerdeck_common.demo_dataset import demo_items
 
-    arrays = [np.asarray(img.resize((size, size), Image.BICUBIC)) for _, img, _ in demo_items()]
+    arrays = [
+        np.asarray(img.resize((size, size), Image.Resampling.BICUBIC)) for _, img, _ in demo_items()
+    ]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 

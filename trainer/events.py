@@ -1,5 +1,7 @@
 """The event sink: every event goes to RUN_DIR/events.jsonl and, when a callback URL is set,
-to the server in batches from a background thread. Every event is built by
+to the server in batches from a background thread (the first event after a quiet spell at
+once, then at most one POST per flush interval, so slow runs show each step as it happens and
+fast ones do not flood the server). Every event is built by
 `tunerdeck_common.events.make_event`, the contract the server parses with.
 
 Guarantees: seq starts at 1 with no gaps; emitting never blocks on the
@@ -77,6 +79,10 @@ class EventSink:
         self._max_backoff = max_backoff_s
         self._timeout = request_timeout_s
         self._wake = threading.Event()
+        # Monotonic time before which the sender waits (the flush interval after a POST, or a
+        # back-off): an event emitted after a quiet spell goes out at once, and a busy stream
+        # still costs at most one POST per interval.
+        self._next_send_at = 0.0
         self._closing = False
         self._thread: threading.Thread | None = None
         if self._url:
@@ -105,8 +111,10 @@ class EventSink:
                     self._buffer.popleft()
                     self.dropped += 1
                 self._buffer.append(event)
-        if self._url and type_ in ("lifecycle", "error"):
-            self._wake.set()  # state changes go out promptly
+        if self._url and (
+            type_ in ("lifecycle", "error") or time.monotonic() >= self._next_send_at
+        ):
+            self._wake.set()  # state changes, and the first event after a quiet spell, go now
         return event
 
     # Convenience wrappers for the event kinds (tunerdeck_common/events.py has their models).
@@ -189,6 +197,7 @@ class EventSink:
                 batch = self._take_batch()
                 if not batch:
                     backoff = 0.0
+                    self._next_send_at = 0.0  # nothing waiting: the next event goes at once
                     break
                 try:
                     self._post(batch)
@@ -205,8 +214,12 @@ class EventSink:
                     backoff = min(self._max_backoff, max(0.25, backoff * 2))
                     break
                 self._drop_sent(batch)
+                backoff = 0.0
+                self._next_send_at = time.monotonic() + self._flush_interval
                 if len(batch) < self._batch_size and not self._closing:
                     break  # a partial batch: wait for the flush interval, not one POST per event
+            if backoff:
+                self._next_send_at = time.monotonic() + backoff  # new events do not cut it short
             if closing:
                 return
 

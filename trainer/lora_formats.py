@@ -21,7 +21,7 @@ adapter, are an error naming them (the targets or rank differ).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,86 +119,130 @@ def load_init_lora(
     """Load the LoRA in `file` into the peft adapters ("default") of `modules` ({"unet": ...,
     "text_encoder": ...}); returns the number of adapted layers set per part. Raises
     ValueError naming what differs when the file's layers or rank do not fit the adapters."""
-    from diffusers.utils import convert_unet_state_dict_to_peft
-    from diffusers.utils.state_dict_utils import convert_state_dict_to_peft
-    from peft.tuners.lora import LoraLayer
-    from peft.utils import set_peft_model_state_dict
-    from safetensors import safe_open
-
     if is_lycoris_file(file):  # kohya LoHa / LoKr
         sgm_names = unet_original_names(modules["unet"]) if sdxl else {}
         return load_lycoris_file(
             file, modules, lambda part, module: kohya_name(part, module, sdxl, sgm_names)
         )
-    with safe_open(str(file), framework="pt") as f:
-        meta = f.metadata() or {}
-        alpha_keys = [k for k in f.keys() if k.endswith(".alpha")]  # noqa: SIM118
-        raw_alphas = {k: float(f.get_tensor(k).item()) for k in alpha_keys}
+    meta, raw_alphas = _read_metadata_and_alphas(file)
     state, _ = pipeline_class.lora_state_dict(str(file))
     unet = modules.get("unet")
     sgm = unet_original_names(unet) if (sdxl and unet is not None) else {}
+
+    def alpha_of(part: str, name: str, rank: int) -> float:
+        alpha = raw_alphas.get(f"{kohya_name(part, name, sdxl, sgm)}.alpha")
+        return _stored_alpha(meta, part, rank) if alpha is None else alpha
+
     counts: dict[str, int] = {}
     for part in DIFFUSERS_PARTS:
         prefix = f"{part}."
         sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         module = modules.get(part)
-        if not sub:
-            if module is not None:
-                raise ValueError(
-                    f"init_lora {file} has no {part} layers but this run trains {part} "
-                    "adapters: turn train_text_encoder off, or choose a LoRA that has them"
-                )
-            continue
-        if module is None:
-            raise ValueError(
-                f"init_lora {file} has {part} layers but this run puts no adapters on {part}: "
-                "turn train_text_encoder on to continue them"
-            )
-        peft_sub = (
-            convert_unet_state_dict_to_peft(sub)
-            if part == "unet"
-            else convert_state_dict_to_peft(sub)
-        )
-        if not hasattr(module, "text_model") and part != "unet":
-            peft_sub = {k.removeprefix("text_model."): v for k, v in peft_sub.items()}
-        layers = {
-            name: m
-            for name, m in module.named_modules()
-            if isinstance(m, LoraLayer) and "default" in m.scaling
-        }
-        file_modules = {b[0] for k in peft_sub if (b := _base_module(k))}
-        missing = sorted(set(layers) - file_modules)
-        extra = sorted(file_modules - set(layers))
-        if missing or extra:
-            raise ValueError(
-                f"init_lora {file} does not fit this run's {part} adapters: "
-                + (f"the file lacks {missing[:3]} ({len(missing)} layers); " if missing else "")
-                + (
-                    f"the run has no adapter on {extra[:3]} ({len(extra)} layers); "
-                    if extra
-                    else ""
-                )
-                + "make lora_target_modules (and train_text_encoder) match the file"
-            )
-        for name, layer in layers.items():
-            a, b = peft_sub[f"{name}.lora_A.weight"], peft_sub[f"{name}.lora_B.weight"]
-            if a.shape != layer.lora_A["default"].weight.shape:
-                raise ValueError(
-                    f"init_lora {file} has rank {a.shape[0]} at {part}.{name} but this run's "
-                    f"adapters have rank {layer.r['default']}: set the rank to {a.shape[0]}"
-                )
-            rank = a.shape[0]
-            alpha = raw_alphas.get(f"{kohya_name(part, name, sdxl, sgm)}.alpha")
-            if alpha is None:
-                alpha = _stored_alpha(meta, part, rank)
-            # Same update B@A*alpha/rank under the adapter's own scale.
-            peft_sub[f"{name}.lora_B.weight"] = b * (alpha / rank) / layer.scaling["default"]
-        result = set_peft_model_state_dict(module, peft_sub, adapter_name="default")
-        unexpected = list(getattr(result, "unexpected_keys", []) or [])
-        if unexpected:
-            raise ValueError(f"init_lora {file}: tensors with no adapter: {unexpected[:3]}")
-        counts[part] = len(layers)
+        _check_part_present(file, part, has_layers=bool(sub), has_adapters=module is not None)
+        if sub:
+            counts[part] = _load_part(file, part, module, sub, alpha_of)
     return counts
+
+
+def _read_metadata_and_alphas(file: str | Path) -> tuple[dict[str, str], dict[str, float]]:
+    """The file's safetensors metadata and its kohya `<module>.alpha` values by key."""
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as f:
+        meta: dict[str, str] = f.metadata() or {}
+        alpha_keys = [k for k in f.keys() if k.endswith(".alpha")]  # noqa: SIM118
+        raw_alphas = {k: float(f.get_tensor(k).item()) for k in alpha_keys}
+    return meta, raw_alphas
+
+
+def _check_part_present(file: str | Path, part: str, has_layers: bool, has_adapters: bool) -> None:
+    """Refuse a file and a run that disagree on whether `part` is adapted at all."""
+    if not has_layers and has_adapters:
+        raise ValueError(
+            f"init_lora {file} has no {part} layers but this run trains {part} "
+            "adapters: turn train_text_encoder off, or choose a LoRA that has them"
+        )
+    if has_layers and not has_adapters:
+        raise ValueError(
+            f"init_lora {file} has {part} layers but this run puts no adapters on {part}: "
+            "turn train_text_encoder on to continue them"
+        )
+
+
+def _load_part(
+    file: str | Path,
+    part: str,
+    module: Any,
+    sub: Mapping[str, torch.Tensor],
+    alpha_of: Callable[[str, str, int], float],
+) -> int:
+    """Set `module`'s "default" adapters from one part's diffusers-named tensors `sub`;
+    returns the number of layers set."""
+    from peft.utils import set_peft_model_state_dict
+
+    peft_sub = _to_peft_names(part, module, sub)
+    layers = _default_lora_layers(module)
+    _check_layers_fit(file, part, set(layers), peft_sub)
+    for name, layer in layers.items():
+        a, b = peft_sub[f"{name}.lora_A.weight"], peft_sub[f"{name}.lora_B.weight"]
+        if a.shape != layer.lora_A["default"].weight.shape:
+            raise ValueError(
+                f"init_lora {file} has rank {a.shape[0]} at {part}.{name} but this run's "
+                f"adapters have rank {layer.r['default']}: set the rank to {a.shape[0]}"
+            )
+        rank = a.shape[0]
+        alpha = alpha_of(part, name, rank)
+        # Same update B@A*alpha/rank under the adapter's own scale.
+        peft_sub[f"{name}.lora_B.weight"] = b * (alpha / rank) / layer.scaling["default"]
+    result = set_peft_model_state_dict(module, peft_sub, adapter_name="default")
+    unexpected = list(getattr(result, "unexpected_keys", []) or [])
+    if unexpected:
+        raise ValueError(f"init_lora {file}: tensors with no adapter: {unexpected[:3]}")
+    return len(layers)
+
+
+def _to_peft_names(
+    part: str, module: Any, sub: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """One part's diffusers-named LoRA tensors under the names peft gives `module`'s layers."""
+    from diffusers.utils import convert_unet_state_dict_to_peft
+    from diffusers.utils.state_dict_utils import convert_state_dict_to_peft
+
+    peft_sub: dict[str, torch.Tensor] = (
+        convert_unet_state_dict_to_peft(dict(sub))
+        if part == "unet"
+        else convert_state_dict_to_peft(dict(sub))
+    )
+    if not hasattr(module, "text_model") and part != "unet":
+        peft_sub = {k.removeprefix("text_model."): v for k, v in peft_sub.items()}
+    return peft_sub
+
+
+def _default_lora_layers(module: Any) -> dict[str, Any]:
+    """`module`'s LoRA layers that carry the "default" adapter, by module name."""
+    from peft.tuners.lora import LoraLayer
+
+    return {
+        name: m
+        for name, m in module.named_modules()
+        if isinstance(m, LoraLayer) and "default" in m.scaling
+    }
+
+
+def _check_layers_fit(
+    file: str | Path, part: str, layers: set[str], peft_sub: Mapping[str, torch.Tensor]
+) -> None:
+    """Refuse a file whose adapted modules of `part` are not exactly the run's `layers`."""
+    file_modules = {b[0] for k in peft_sub if (b := _base_module(k))}
+    missing = sorted(layers - file_modules)
+    extra = sorted(file_modules - layers)
+    if missing or extra:
+        raise ValueError(
+            f"init_lora {file} does not fit this run's {part} adapters: "
+            + (f"the file lacks {missing[:3]} ({len(missing)} layers); " if missing else "")
+            + (f"the run has no adapter on {extra[:3]} ({len(extra)} layers); " if extra else "")
+            + "make lora_target_modules (and train_text_encoder) match the file"
+        )
 
 
 def _stored_alpha(meta: Mapping[str, str], part: str, rank: int) -> float:

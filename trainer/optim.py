@@ -9,7 +9,7 @@ switches to the evaluated weights around validation and saving.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -59,112 +59,151 @@ def averaged_weights(optimizer: Any) -> Iterator[None]:
             optimizer.train()
 
 
-def build_optimizer(
-    cfg: Mapping[str, Any], param_groups: list[dict[str, Any]], device_type: str
-) -> torch.optim.Optimizer:
+Cfg = Mapping[str, Any]
+Params = list[dict[str, Any]]
+
+
+def _adamw(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(
+        params,
+        lr=lr,
+        betas=(cfg["adam_beta1"], cfg["adam_beta2"]),
+        weight_decay=cfg["adam_weight_decay"],
+        eps=cfg["adam_epsilon"],
+        amsgrad=cfg["adam_amsgrad"],
+    )
+
+
+def _adamw8bit(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
+    import bitsandbytes as bnb
+
+    return bnb.optim.AdamW8bit(
+        params,
+        lr=lr,
+        betas=(cfg["adam_beta1"], cfg["adam_beta2"]),
+        weight_decay=cfg["adam_weight_decay"],
+        eps=cfg["adam_epsilon"],
+    )
+
+
+def _adafactor(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
+    from transformers.optimization import Adafactor
+
+    relative = cfg["adafactor_relative_step"]
+    return Adafactor(
+        params,
+        lr=None if relative else lr,
+        relative_step=relative,
+        scale_parameter=cfg["adafactor_scale_parameter"],
+        warmup_init=cfg["adafactor_warmup_init"] if relative else False,
+        decay_rate=cfg["adafactor_decay_rate"],
+        clip_threshold=cfg["adafactor_clip_threshold"],
+        weight_decay=cfg["adafactor_weight_decay"],
+    )
+
+
+def _prodigy(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
+    from prodigyopt import Prodigy
+
+    beta3 = cfg["prodigy_beta3"] or None  # 0 means prodigy's default sqrt(beta2)
+    return Prodigy(
+        params,
+        lr=lr,
+        betas=(cfg["prodigy_beta1"], cfg["prodigy_beta2"]),
+        beta3=beta3,
+        d0=cfg["prodigy_d0"],
+        d_coef=cfg["prodigy_d_coef"],
+        weight_decay=cfg["prodigy_weight_decay"],
+        use_bias_correction=cfg["prodigy_use_bias_correction"],
+        safeguard_warmup=cfg["prodigy_safeguard_warmup"],
+        decouple=cfg["prodigy_decouple"],
+    )
+
+
+def _lion(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
+    from lion_pytorch import Lion
+
+    return Lion(
+        params,
+        lr=lr,
+        betas=(cfg["lion_beta1"], cfg["lion_beta2"]),
+        weight_decay=cfg["lion_weight_decay"],
+    )
+
+
+def _lion8bit(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
+    import bitsandbytes as bnb
+
+    return bnb.optim.Lion8bit(
+        params,
+        lr=lr,
+        betas=(cfg["lion_beta1"], cfg["lion_beta2"]),
+        weight_decay=cfg["lion_weight_decay"],
+    )
+
+
+def _adamw_schedulefree(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
+    from schedulefree import AdamWScheduleFree
+
+    # Its warmup is its own (a scheduler's warmup would fight its averaging weights).
+    return AdamWScheduleFree(
+        params,
+        lr=lr,
+        betas=(cfg["schedulefree_beta1"], cfg["schedulefree_beta2"]),
+        eps=cfg["schedulefree_epsilon"],
+        weight_decay=cfg["schedulefree_weight_decay"],
+        warmup_steps=cfg["schedulefree_warmup_steps"],
+    )
+
+
+def _came(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
+    from came_pytorch import CAME
+
+    return CAME(
+        params,
+        lr=lr,
+        betas=(cfg["came_beta1"], cfg["came_beta2"], cfg["came_beta3"]),
+        eps=(cfg["came_epsilon1"], cfg["came_epsilon2"]),
+        weight_decay=cfg["came_weight_decay"],
+    )
+
+
+def _sgd(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        params,
+        lr=lr,
+        momentum=cfg["sgd_momentum"],
+        nesterov=cfg["sgd_nesterov"],
+        weight_decay=cfg["sgd_weight_decay"],
+    )
+
+
+# Registry optimizer name -> builder (its package is imported only when chosen).
+BUILDERS: dict[str, Callable[[Cfg, Params, float], torch.optim.Optimizer]] = {
+    "adamw": _adamw,
+    "adamw8bit": _adamw8bit,
+    "adafactor": _adafactor,
+    "prodigy": _prodigy,
+    "lion": _lion,
+    "lion8bit": _lion8bit,
+    "adamw_schedulefree": _adamw_schedulefree,
+    "came": _came,
+    "sgd": _sgd,
+}
+
+
+def build_optimizer(cfg: Cfg, param_groups: Params, device_type: str) -> torch.optim.Optimizer:
+    """The optimizer `cfg["optimizer"]` names over `param_groups` (lr: the first group's);
+    OptimizerUnavailable with the registry's reason when it cannot run on `device_type`."""
     name = cfg["optimizer"]
     why = unavailable_reason(name, device_type)
     if why:
         raise OptimizerUnavailable(f"optimizer {name!r} is not available here: {why}")
     lr = param_groups[0]["lr"]
-    if name == "adamw":
-        return torch.optim.AdamW(
-            param_groups,
-            lr=lr,
-            betas=(cfg["adam_beta1"], cfg["adam_beta2"]),
-            weight_decay=cfg["adam_weight_decay"],
-            eps=cfg["adam_epsilon"],
-            amsgrad=cfg["adam_amsgrad"],
-        )
-    if name == "adamw8bit":
-        import bitsandbytes as bnb
-
-        return bnb.optim.AdamW8bit(
-            param_groups,
-            lr=lr,
-            betas=(cfg["adam_beta1"], cfg["adam_beta2"]),
-            weight_decay=cfg["adam_weight_decay"],
-            eps=cfg["adam_epsilon"],
-        )
-    if name == "adafactor":
-        from transformers.optimization import Adafactor
-
-        relative = cfg["adafactor_relative_step"]
-        return Adafactor(
-            param_groups,
-            lr=None if relative else lr,
-            relative_step=relative,
-            scale_parameter=cfg["adafactor_scale_parameter"],
-            warmup_init=cfg["adafactor_warmup_init"] if relative else False,
-            decay_rate=cfg["adafactor_decay_rate"],
-            clip_threshold=cfg["adafactor_clip_threshold"],
-            weight_decay=cfg["adafactor_weight_decay"],
-        )
-    if name == "prodigy":
-        from prodigyopt import Prodigy
-
-        beta3 = cfg["prodigy_beta3"] or None  # 0 means prodigy's default sqrt(beta2)
-        return Prodigy(
-            param_groups,
-            lr=lr,
-            betas=(cfg["prodigy_beta1"], cfg["prodigy_beta2"]),
-            beta3=beta3,
-            d0=cfg["prodigy_d0"],
-            d_coef=cfg["prodigy_d_coef"],
-            weight_decay=cfg["prodigy_weight_decay"],
-            use_bias_correction=cfg["prodigy_use_bias_correction"],
-            safeguard_warmup=cfg["prodigy_safeguard_warmup"],
-            decouple=cfg["prodigy_decouple"],
-        )
-    if name == "lion":
-        from lion_pytorch import Lion
-
-        return Lion(
-            param_groups,
-            lr=lr,
-            betas=(cfg["lion_beta1"], cfg["lion_beta2"]),
-            weight_decay=cfg["lion_weight_decay"],
-        )
-    if name == "lion8bit":
-        import bitsandbytes as bnb
-
-        return bnb.optim.Lion8bit(
-            param_groups,
-            lr=lr,
-            betas=(cfg["lion_beta1"], cfg["lion_beta2"]),
-            weight_decay=cfg["lion_weight_decay"],
-        )
-    if name == "adamw_schedulefree":
-        from schedulefree import AdamWScheduleFree
-
-        # Its warmup is its own (a scheduler's warmup would fight its averaging weights).
-        return AdamWScheduleFree(
-            param_groups,
-            lr=lr,
-            betas=(cfg["schedulefree_beta1"], cfg["schedulefree_beta2"]),
-            eps=cfg["schedulefree_epsilon"],
-            weight_decay=cfg["schedulefree_weight_decay"],
-            warmup_steps=cfg["schedulefree_warmup_steps"],
-        )
-    if name == "came":
-        from came_pytorch import CAME
-
-        return CAME(
-            param_groups,
-            lr=lr,
-            betas=(cfg["came_beta1"], cfg["came_beta2"], cfg["came_beta3"]),
-            eps=(cfg["came_epsilon1"], cfg["came_epsilon2"]),
-            weight_decay=cfg["came_weight_decay"],
-        )
-    if name == "sgd":
-        return torch.optim.SGD(
-            param_groups,
-            lr=lr,
-            momentum=cfg["sgd_momentum"],
-            nesterov=cfg["sgd_nesterov"],
-            weight_decay=cfg["sgd_weight_decay"],
-        )
-    raise ValueError(f"unknown optimizer {name!r}")
+    builder = BUILDERS.get(name)
+    if builder is None:
+        raise ValueError(f"unknown optimizer {name!r}")
+    return builder(cfg, param_groups, lr)
 
 
 def build_lr_scheduler(

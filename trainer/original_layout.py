@@ -137,7 +137,7 @@ def vae_to_original(state: Mapping[str, torch.Tensor], config: Mapping[str, Any]
         elif p[1] == "conv_norm_out":
             new = f"{side}.norm_out.{leaf}"
         elif p[1] == "down_blocks":
-            i = p[2]
+            i = int(p[2])
             if p[3] == "resnets":
                 new = f"{side}.down.{i}.block.{p[4]}." + _rename(
                     ".".join(p[5:]) + "." + leaf, _VAE_RESNET

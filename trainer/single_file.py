@@ -183,13 +183,14 @@ def _text_encoder(
         convert_ldm_clip_checkpoint,
         convert_open_clip_checkpoint,
     )
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     sdxl = family == "sdxl"
     sub = "text_encoder" if first else "text_encoder_2"
     cls = CLIPTextModelWithProjection if (sdxl and not first) else CLIPTextModel
     try:
-        config = cls.config_class.from_pretrained(source, subfolder=sub, **common)
+        # Both classes take a CLIPTextConfig (their config_class).
+        config = CLIPTextConfig.from_pretrained(source, subfolder=sub, **common)
     except OSError:
         raise _no_config(family, source) from None
     model = cls(config)

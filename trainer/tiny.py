@@ -44,7 +44,8 @@ def t5_tokenizer(folder: Path, model_max_length: int = 512) -> Any:
     A Unigram model like T5's sentencepiece one: each printable ASCII character alone and with
     the word-start marker, so every character of a word is one token; </s> ends every text."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import T5TokenizerFast
+
+    from trainer.families._parts import t5_tokenizer_class
 
     chars = string.ascii_letters + string.digits + string.punctuation
     vocab = [(t, 0.0) for t in T5_SPECIAL] + [("▁", -2.0)]
@@ -66,7 +67,7 @@ def t5_tokenizer(folder: Path, model_max_length: int = 512) -> Any:
         "model_max_length": model_max_length,
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
-    return T5TokenizerFast.from_pretrained(str(folder))
+    return t5_tokenizer_class().from_pretrained(str(folder))
 
 
 def _t5(vocab_size: int, d_model: int, seed: int) -> Any:
@@ -87,7 +88,6 @@ def _t5(vocab_size: int, d_model: int, seed: int) -> Any:
             feed_forward_proj="gated-gelu",
             pad_token_id=0,
             eos_token_id=1,
-            decoder_start_token_id=0,
         )
     )
 

@@ -31,7 +31,6 @@ from registry.coercion import BLANK, BLANK_MESSAGE, from_widget
 from registry.evaluator import Evaluator, FieldState
 from registry.field import Scope
 from registry.validation import check_value, validate_config
-from tunerdeck_common.demo_dataset import ensure_demo_dataset
 
 DEMO_FOLDER = "demo"
 KIND_LABELS = {"regularization": "regularization", "eval": "evaluation only"}
@@ -346,6 +345,9 @@ class DatasetsTab:
             card.fields.set_show_advanced(show)
 
     async def create_demo(self) -> Path | None:
+        # Imported on use: it draws with PIL.ImageDraw/ImageFont, which a page never needs.
+        from tunerdeck_common.demo_dataset import ensure_demo_dataset
+
         root = self.service.root.resolved
         path = await run.io_bound(ensure_demo_dataset, root / DEMO_FOLDER)
         if path is None:  # the server is shutting down

@@ -5,9 +5,10 @@ After an edit only the rows whose state changed are touched; `apply_states` retu
 elements that was.
 
 Given `current_view` (name -> the field's FieldView now), a row that starts hidden (an
-advanced field while advanced ones are off, or one a dependency hides) is an empty placeholder
-until it is first shown, then built from the form's values and states of that moment: most of
-a tab's fields start hidden, and every element built costs the server and the browser.
+advanced field while advanced ones are off, or one a dependency hides) has no element at all
+until it is first shown, then is built from the form's values and states of that moment and
+put in its place in its section: most of a tab's fields start hidden, and every element built
+costs the server and the browser.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ FolderPicker = Callable[[str, Callable[[str], None]], None]
 @dataclass
 class FieldControl:
     view: FieldView
-    row: ui.element
-    control: Any  # a NiceGUI value element; None until a placeholder row is first shown
-    reason: Any  # ui.label (None until built, as control)
-    error: Any  # ui.label (None until built, as control)
+    row: ui.element | None  # None until a row that starts hidden is first shown
+    control: Any  # a NiceGUI value element; None until the row is built
+    reason: Any  # ui.label; None until the row first has a reason to show
+    error: Any  # ui.label; None until the row first has an error to show
     rule_visible: bool
     enabled: bool
     section: SectionControl | None = None
@@ -45,13 +46,20 @@ class FieldControl:
         return self.control is not None
 
     @property
+    def shown(self) -> bool:
+        return self.row is not None and self.row.visible
+
+    @property
     def advanced(self) -> bool:
         return self.view.importance in ADVANCED_LEVELS
 
 
 @dataclass
 class SectionControl:
-    card: ui.element
+    title: str
+    container: ui.element  # where the card goes
+    card: ui.element | None = None  # None until one of its rows is first shown
+    grid: ui.element | None = None  # the card's grid of rows
     names: list[str] = field(default_factory=list)
     visible: bool = True
 
@@ -87,78 +95,133 @@ class FieldsUI:
 
     # ---- building ------------------------------------------------------------------------
     def render_sections(self, sections: tuple[SectionBundle, ...]) -> None:
+        container = ui.context.slot.parent
         for bundle in sections:
-            card = ui.card().classes("w-full td-section").mark(f"section-{bundle.title}")
-            section = SectionControl(card)
-            with card:
-                ui.label(bundle.title).classes("text-subtitle1 font-medium")
-                with ui.element("div").classes(
-                    "grid grid-cols-1 md:grid-cols-12 gap-x-6 gap-y-3 w-full"
-                ):
-                    for view in bundle.fields:
-                        ctl = self._render_field(view)
-                        ctl.section = section
-                        section.names.append(view.name)
+            section = SectionControl(bundle.title, container)
+            for view in bundle.fields:
+                ctl = FieldControl(view, None, None, None, None, view.visible, True, section)
+                self.controls[view.name] = ctl
+                section.names.append(view.name)
             self.sections.append(section)
+            lazy = self.current_view is not None
+            if lazy and not any(self._row_visible(self.controls[n]) for n in section.names):
+                section.visible = False  # no card until one of its rows is first shown
+                continue
+            self._build_section(section)
+            grid = section.grid
+            assert grid is not None
+            for view in bundle.fields:
+                ctl = self.controls[view.name]
+                if lazy and not self._row_visible(ctl):
+                    continue  # built when first shown (_show_row)
+                with grid:
+                    ctl.row = self._new_row(view)
+                self._build_row(ctl, view)
+                ctl.row.visible = self._row_visible(ctl)
             self._sync_section(section)
 
-    def _render_field(self, view: FieldView) -> FieldControl:
+    def _build_section(self, section: SectionControl) -> None:
+        """The section's card, in the catalogue's order among the cards built so far."""
+        with section.container:
+            card = ui.card().classes("w-full td-section").mark(f"section-{section.title}")
+        with card:
+            ui.label(section.title).classes("text-subtitle1 font-medium")
+            grid = ui.element("div").classes(
+                "grid grid-cols-1 md:grid-cols-12 gap-x-6 gap-y-3 w-full"
+            )
+        siblings = [s for s in self.sections if s.container is section.container]
+        at = siblings.index(section)
+        children = section.container.default_slot.children
+        before = [s.card for s in siblings[:at] if s.card is not None]
+        after = [s.card for s in siblings[at + 1 :] if s.card is not None]
+        if before:
+            card.move(target_index=children.index(before[-1]) + 1)
+        elif after:
+            card.move(target_index=children.index(after[0]))
+        section.card, section.grid = card, grid
+
+    @staticmethod
+    def _new_row(view: FieldView) -> ui.element:
         span = (
             "md:col-span-12"
             if view.widget == "textarea"
             else f"md:col-span-{max(3, min(12, view.width))}"
         )
+        # One flex box that wraps: the label, flag and help icon share the first line, and the
+        # control, hint and notes (each a full line) go below; no wrapper per line.
         row = (
-            ui.column()
-            .classes(f"td-field gap-1 col-span-1 {span} min-w-0")
+            ui.element("div")
+            .classes(
+                f"td-field flex flex-wrap items-center gap-x-2 gap-y-1 col-span-1 {span} min-w-0"
+            )
             .mark(f"row-{view.name}")
         )
-        row.props(f"data-field={view.name}")  # a stable hook for real-browser tests
-        ctl = FieldControl(view, row, None, None, None, view.visible, True)
-        self.controls[view.name] = ctl
-        if self.current_view is not None and not self._row_visible(ctl):
-            row.visible = False  # built when first shown (_reveal)
-            return ctl
-        self._build_row(ctl, view)
-        row.visible = self._row_visible(ctl)
-        return ctl
+        return row.props(f"data-field={view.name}")  # a stable hook for real-browser tests
 
     def _build_row(self, ctl: FieldControl, view: FieldView) -> None:
+        assert ctl.row is not None
         with ctl.row:
-            with ui.row().classes("items-center gap-2 no-wrap w-full"):
-                ui.label(view.label).classes("text-sm font-medium")
-                ui.label(view.flag).classes("text-xs font-mono text-grey-7 td-flag")
-                if view.advanced:
-                    ui.badge(view.importance.value, color="grey-5").props("outline").classes(
-                        "text-xs"
-                    )
-                ui.icon("help_outline", size="xs").classes("text-grey-7 cursor-help").tooltip(
-                    view.help
-                )
+            ui.label(view.label).classes("text-sm font-medium")
+            ui.label(view.flag).classes("text-xs font-mono text-grey-7 td-flag")
+            if view.advanced:
+                ui.badge(view.importance.value, color="grey-5").props("outline").classes("text-xs")
+            help_icon = ui.icon("help_outline", size="xs").classes("text-grey-7 cursor-help")
+            help_icon.props["title"] = view.help  # the browser's own tooltip: no element for it
             control = self._render_control(view)
-            control.mark(f"field-{view.name}")
+            control.classes("w-full").mark(f"field-{view.name}")
             if view.hint:
-                ui.label(view.hint).classes("text-xs text-grey-7")
-            # The evaluator also reports hidden fields as disabled; only a shown one greys out.
-            disabled = view.visible and not view.enabled
-            reason = ui.label(view.reason if disabled and view.reason else "")
-            reason.classes("text-xs text-warning td-reason").mark(f"reason-{view.name}")
-            reason.visible = disabled and bool(view.reason)
-            error = ui.label(view.error or "").classes("text-xs text-negative td-error")
-            error.mark(f"error-{view.name}")
-            error.visible = bool(view.error)
+                ui.label(view.hint).classes("w-full text-xs text-grey-7")
+        # The evaluator also reports hidden fields as disabled; only a shown one greys out.
+        disabled = view.visible and not view.enabled
         if disabled:
             control.disable()
-        ctl.view, ctl.control, ctl.reason, ctl.error = view, control, reason, error
+        ctl.view, ctl.control = view, control
         ctl.rule_visible, ctl.enabled = view.visible, not disabled
+        if disabled and view.reason:
+            self._note(ctl, "reason").text = view.reason
+        if view.error:
+            self._note(ctl, "error").text = view.error
+
+    @staticmethod
+    def _note(ctl: FieldControl, kind: str) -> Any:
+        """The row's disabled-reason or error line, made when first needed: most rows never
+        have one. The reason goes above the error, both below the control."""
+        assert ctl.row is not None
+        color = "text-warning" if kind == "reason" else "text-negative"
+        with ctl.row:
+            label = (
+                ui.label()
+                .classes(f"w-full text-xs {color} td-{kind}")
+                .mark(f"{kind}-{ctl.view.name}")
+            )
+        if kind == "reason":
+            if ctl.error is not None:
+                label.move(target_index=ctl.row.default_slot.children.index(ctl.error))
+            ctl.reason = label
+        else:
+            ctl.error = label
+        return label
 
     def _show_row(self, ctl: FieldControl) -> None:
-        """Bring the row's visibility in line; a placeholder row is built as it first shows."""
+        """Bring the row's visibility in line; a row not built yet is built as it first shows."""
         visible = self._row_visible(ctl)
-        if visible and not ctl.built:
-            assert self.current_view is not None
+        if visible and ctl.row is None:
+            assert self.current_view is not None and ctl.section is not None
+            if ctl.section.grid is None:
+                self._build_section(ctl.section)
+            assert ctl.section.grid is not None
+            with ctl.section.grid:
+                ctl.row = self._new_row(ctl.view)
+            ctl.row.move(target_index=self._grid_index(ctl))
             self._build_row(ctl, self.current_view(ctl.view.name))
-        ctl.row.set_visibility(visible)
+        if ctl.row is not None:
+            ctl.row.set_visibility(visible)
+
+    def _grid_index(self, ctl: FieldControl) -> int:
+        """Where the row goes among its section's rows built so far: the catalogue's order."""
+        assert ctl.section is not None
+        before = ctl.section.names[: ctl.section.names.index(ctl.view.name)]
+        return sum(self.controls[n].row is not None for n in before)
 
     def _render_control(self, view: FieldView) -> Any:
         name = view.name
@@ -227,7 +290,7 @@ class FieldsUI:
             ).props("flat dense round").tooltip("Choose a model file on the server").mark(
                 f"pick-file-{name}"
             )
-        facts = ui.label(model_facts_text(str(value or ""))).classes("text-xs text-primary")
+        facts = ui.label(model_facts_text(str(value or ""))).classes("w-full text-xs text-primary")
         facts.mark(f"facts-{name}")
         facts.visible = bool(facts.text)
         return box
@@ -253,9 +316,10 @@ class FieldsUI:
                 continue
             if state.visible != ctl.rule_visible:
                 ctl.rule_visible = state.visible
-                if ctl.row.visible != self._row_visible(ctl):  # an advanced row may stay hidden
+                if ctl.shown != self._row_visible(ctl):  # an advanced row may stay hidden
                     built = ctl.built
                     self._show_row(ctl)
+                    assert ctl.row is not None
                     touched.add(ctl.row.id)
                     if not built and ctl.built:
                         touched.add(ctl.control.id)  # built just now, from the current state
@@ -268,7 +332,11 @@ class FieldsUI:
                 ctl.control.set_enabled(state.enabled)
                 touched.add(ctl.control.id)
             reason_text = "" if state.enabled else (state.reason or "")
-            if ctl.reason.text != reason_text or ctl.reason.visible != bool(reason_text):
+            if ctl.reason is None and reason_text:
+                self._note(ctl, "reason")
+            if ctl.reason is not None and (
+                ctl.reason.text != reason_text or ctl.reason.visible != bool(reason_text)
+            ):
                 ctl.reason.text = reason_text
                 ctl.reason.visible = bool(reason_text)
                 touched.add(ctl.reason.id)
@@ -276,6 +344,7 @@ class FieldsUI:
                 touched |= self._sync_options(ctl, state)
         for section in dirty_sections:
             if self._sync_section(section):
+                assert section.card is not None  # (only a built card changes)
                 touched.add(section.card.id)
         return len(touched)
 
@@ -295,8 +364,8 @@ class FieldsUI:
 
     def _sync_section(self, section: SectionControl) -> bool:
         """A section whose fields are all hidden is hidden too; True if that changed."""
-        visible = any(self.controls[n].row.visible for n in section.names)
-        if visible == section.visible:
+        visible = any(self.controls[n].shown for n in section.names)
+        if visible == section.visible or section.card is None:
             return False
         section.visible = visible
         section.card.set_visibility(visible)
@@ -306,7 +375,7 @@ class FieldsUI:
         self.show_advanced = show
         count = 0
         for ctl in self.controls.values():
-            if ctl.advanced and ctl.row.visible != self._row_visible(ctl):
+            if ctl.advanced and ctl.shown != self._row_visible(ctl):
                 self._show_row(ctl)
                 count += 1
         for section in self.sections:
@@ -315,11 +384,13 @@ class FieldsUI:
 
     def set_error(self, name: str, message: str | None) -> bool:
         ctl = self.controls.get(name)
-        if (
-            ctl is None
-            or not ctl.built  # built with the error of that moment
-            or (ctl.error.text == (message or "") and ctl.error.visible == bool(message))
-        ):
+        if ctl is None or not ctl.built:  # built with the error of that moment
+            return False
+        if ctl.error is None:
+            if not message:
+                return False
+            self._note(ctl, "error")
+        elif ctl.error.text == (message or "") and ctl.error.visible == bool(message):
             return False
         ctl.error.text = message or ""
         ctl.error.visible = bool(message)
@@ -344,4 +415,4 @@ class FieldsUI:
 
     def is_hidden(self, name: str) -> bool:
         ctl = self.controls.get(name)
-        return ctl is not None and not ctl.row.visible
+        return ctl is not None and not ctl.shown

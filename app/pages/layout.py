@@ -6,13 +6,13 @@ they reach the browser with the first render, without a round trip.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from nicegui import ui
 
 from app.pages.client_limits import evict_unconnected
 from app.services.container import Services
-from app.services.remote_run_service import RemoteRunService
 
 # (path, label, icon) of the pages in the navigation; other parts append theirs.
 NAV_LINKS: list[tuple[str, str, str]] = [("/", "Trainer", "tune")]
@@ -80,7 +80,10 @@ def page_frame(services: Services, current: str) -> Frame:
 def _trainer_server_banner(services: Services) -> None:
     """In webui mode, say so while the remote trainer server cannot be reached."""
     run_service = services.run_service
-    if not isinstance(run_service, RemoteRunService):
+    # Looked up, not imported: the module (httpx, and rich through it, about 4 MB) is loaded
+    # only by a webui-mode server, the one kind that has a remote run service.
+    remote = sys.modules.get("app.services.remote_run_service")
+    if remote is None or not isinstance(run_service, remote.RemoteRunService):
         return
     banner = ui.card().classes("w-full bg-negative text-white td-main").mark("trainer-banner")
     with banner, ui.row().classes("items-center no-wrap"):

@@ -93,8 +93,6 @@ class MonitorPage:
             self._draw_gallery()
             self._log_and_checkpoints()
             self._hardware_card()
-            # "<last seq> <events received>": read by bench/events.py in the browser.
-            self.seen_label = ui.label("").classes("hidden td-events-seen").mark("events-seen")
         self.live.release()
         # Stop, delete or queue changes from another tab reach this one without a trainer event.
         redraw_on_run_changes(service, self.live)
@@ -354,7 +352,6 @@ class MonitorPage:
                 True  # drawn by the chart timer: charts change at most twice a second
             )
         self._draw_header()
-        self.seen_label.text = f"{self.model.last_seq} {self.model.events_seen}"
 
     def _set_smoothing(self, event: object) -> None:
         self.smoothing = float(getattr(event, "value", 0) or 0)

@@ -1,4 +1,8 @@
-"""The first-run checklist: its steps tick themselves as the user works, or by hand."""
+"""The first-run checklist: its steps tick themselves as the user works, or by hand.
+
+Once dismissed it has no element at all (until shown again): a step done meanwhile is only
+recorded in the store, and the checkboxes read the store when they are made.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +15,34 @@ class Onboarding:
     def __init__(self, store: WebUIStateStore) -> None:
         self.store = store
         self.checks: dict[str, ui.checkbox] = {}
-        prefs = store.prefs
-        with ui.card().classes("w-full").mark("onboarding") as self.card:
-            with ui.row().classes("items-center w-full"):
-                ui.icon("checklist")
-                ui.label("Getting started").classes("font-medium")
-                ui.space()
-                ui.button("Dismiss", on_click=self.dismiss).props("flat dense no-caps").mark(
-                    "onboarding-dismiss"
+        self.card: ui.card | None = None
+        self._container = ui.context.slot.parent  # where the card goes, when it is made
+        self._at = len(self._container.default_slot.children)  # ... and at which place
+        if not store.prefs.onboarding.dismissed:
+            self._build()
+
+    def _build(self) -> None:
+        # One wrapping line (title, steps, Dismiss), without a row element per line.
+        with self._container:
+            self.card = (
+                ui.card()
+                .classes("w-full items-center gap-x-4 gap-y-1")
+                .style("flex-direction: row; flex-wrap: wrap")
+                .mark("onboarding")
+            )
+        self.card.move(target_index=self._at)
+        with self.card:
+            ui.icon("checklist")
+            ui.label("Getting started").classes("font-medium")
+            for key, label, done in self.store.onboarding_steps():
+                box = ui.checkbox(
+                    label, value=done, on_change=lambda e, k=key: self._toggle(k, e.value)
                 )
-            with ui.row().classes("gap-4 flex-wrap"):
-                for key, label, done in store.onboarding_steps():
-                    box = ui.checkbox(
-                        label, value=done, on_change=lambda e, k=key: self._toggle(k, e.value)
-                    )
-                    self.checks[key] = box.mark(f"onboarding-{key}")
-        self.card.visible = not prefs.onboarding.dismissed
+                self.checks[key] = box.mark(f"onboarding-{key}")
+            ui.space()
+            ui.button("Dismiss", on_click=self.dismiss).props("flat dense no-caps").mark(
+                "onboarding-dismiss"
+            )
 
     def _toggle(self, key: str, done: bool) -> None:
         self.store.set_onboarding_step(key, done)
@@ -36,12 +52,20 @@ class Onboarding:
         if self.store.prefs.onboarding.is_done(key):
             return
         self.store.set_onboarding_step(key, True)
-        self.checks[key].value = True
+        if key in self.checks:
+            self.checks[key].value = True
 
     def dismiss(self) -> None:
         self.store.dismiss_onboarding(True)
-        self.card.set_visibility(False)
+        if self.card is not None:
+            self.card.set_visibility(False)
 
     def show(self) -> None:
         self.store.dismiss_onboarding(False)
+        if self.card is None:
+            self._build()
+        else:
+            for key, _, done in self.store.onboarding_steps():  # steps done while it was hidden
+                self.checks[key].value = done
+        assert self.card is not None
         self.card.set_visibility(True)

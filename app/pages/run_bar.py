@@ -147,40 +147,33 @@ class RunBar:
                 .classes("td-stop")
                 .mark("stop")
             )
-            # Only while a stop is taking long: SIGKILL now, losing the stop's checkpoint.
-            self.kill = (
-                ui.button("Kill", icon="dangerous", on_click=self._kill)
-                .props("dense no-caps outline color=negative")
-                .tooltip("Kill the trainer now, without waiting for its checkpoint")
-                .mark("kill")
-            )
+            self.kill: ui.button | None = None  # made when a stop first takes long (_show_kill)
             self.resume = ui.button("Resume", icon="replay", on_click=self._resume).props(
                 "dense no-caps outline"
             )
             self.resume.classes("td-resume").mark("resume")
+            # A flat button with an href (an <a>): a Quasar element, where ui.link would make
+            # every page load fetch and compile a NiceGUI component of its own.
             self.monitor_link = (
-                ui.link("Monitor", "/monitor").classes("text-sm").mark("monitor-link")
+                ui.button("Monitor")
+                .props("flat dense no-caps color=primary href=/monitor")
+                .classes("text-sm")
+                .mark("monitor-link")
             )
             self.reason = ui.label("").classes("text-xs text-grey-8").mark("start-reason")
             self.estimate = ui.label("").classes("text-xs text-grey-8").mark("run-estimate")
             self.fit_warning = (
                 ui.label("").classes("text-xs text-warning max-w-xl").mark("fit-warning")
             )
-            self.problem_box = (
-                ui.expansion("", icon="error_outline").classes("text-negative").props("dense")
-            )
-            self.problem_box.mark("problems")
-            with self.problem_box:
-                self.problem_list = ui.column().classes("gap-0 max-h-40 overflow-auto")
-                # What the last preflight (at Start) found, each with its fix.
-                self.preflight_list = (
-                    ui.column().classes("gap-0 max-h-40 overflow-auto").mark("preflight")
-                )
+        # The problems panel is made when there is first something to list: most loads have
+        # nothing, and an expansion is a NiceGUI component the browser would compile each time.
+        self.problem_box: ui.expansion | None = None
+        self.problem_list: ui.column | None = None
+        self.preflight_list: ui.column | None = None
         self._gpus = hardware.snapshot().gpus  # total memory does not change while we run
         self.show_estimate()
         self.stop.disable()
         self.resume.disable()
-        self.kill.set_visibility(False)
         self.set_problems(form.problems())
         self.live: LiveUpdates | None = None
         if services.run_service is not None and services.event_bus is not None:
@@ -192,21 +185,40 @@ class RunBar:
     def can_start(self) -> bool:
         return not self._problems and self.services.run_service is not None
 
+    def _problem_panel(self) -> tuple[ui.expansion, ui.column, ui.column]:
+        """The problems panel, made on first need, last in the bar."""
+        if self.problem_box is None:
+            with self.footer:
+                box = ui.expansion("", icon="error_outline").classes("text-negative")
+                box.props("dense").mark("problems")
+                with box:
+                    self.problem_list = ui.column().classes("gap-0 max-h-40 overflow-auto")
+                    # What the last preflight (at Start) found, each with its fix.
+                    self.preflight_list = (
+                        ui.column().classes("gap-0 max-h-40 overflow-auto").mark("preflight")
+                    )
+            self.problem_box = box
+        assert self.problem_list is not None and self.preflight_list is not None
+        return self.problem_box, self.problem_list, self.preflight_list
+
     def set_problems(self, problems: list[Issue]) -> None:
         self._problems = list(problems)
-        self.problem_list.clear()
-        with self.problem_list:
-            for issue in self._problems:
-                link = ui.label(f"{issue.path}: {issue.message}").classes(
-                    "text-sm text-negative cursor-pointer underline"
-                )
-                link.on(
-                    "click", lambda _, p=issue.path: self.jump_to(p.split("[")[0].split(".")[0])
-                )
         count = len(self._problems)
         shown = count + len(self._findings)
-        self.problem_box.text = f"{shown} problem{'s' if shown != 1 else ''} to fix before starting"
-        self.problem_box.set_visibility(bool(shown))
+        if shown or self.problem_box is not None:
+            box, problem_list, _ = self._problem_panel()
+            problem_list.clear()
+            with problem_list:
+                for issue in self._problems:
+                    link = ui.label(f"{issue.path}: {issue.message}").classes(
+                        "text-sm text-negative cursor-pointer underline"
+                    )
+                    link.on(
+                        "click",
+                        lambda _, p=issue.path: self.jump_to(p.split("[")[0].split(".")[0]),
+                    )
+            box.text = f"{shown} problem{'s' if shown != 1 else ''} to fix before starting"
+            box.set_visibility(bool(shown))
         if count:
             self.reason.text = (
                 f"Start is disabled: {count} problem{'s' if count != 1 else ''} in the config."
@@ -222,8 +234,14 @@ class RunBar:
     def set_preflight(self, findings: list[Finding]) -> None:
         """Show what the checks before Start found (blocking ones in red), each with its fix."""
         self._findings = list(findings)
-        self.preflight_list.clear()
-        with self.preflight_list:
+        if self._findings or self.problem_box is not None:  # else no panel to fill or empty
+            self._fill_preflight()
+        self.set_problems(self._problems)
+
+    def _fill_preflight(self) -> None:
+        _, _, preflight_list = self._problem_panel()
+        preflight_list.clear()
+        with preflight_list:
             for finding in self._findings:
                 color = "text-negative" if finding.blocking else "text-warning"
                 with ui.column().classes("gap-0 py-1").mark(f"preflight-{finding.check}"):
@@ -235,7 +253,6 @@ class RunBar:
                             lambda _, p=finding.path: self.jump_to(p.split("[")[0].split(".")[0]),
                         )
                     ui.label(f"Fix: {finding.fix}").classes("text-xs text-grey-8")
-        self.set_problems(self._problems)
 
     def _run_preflight(self) -> list[Finding]:
         prefs = self.services.prefs.prefs
@@ -327,12 +344,27 @@ class RunBar:
         self._set_busy(busy)
         self.stop.set_enabled(run is not None and run.can_stop)
         self.resume.set_enabled(run is not None and run.can_resume)
-        self.kill.set_visibility(
+        self._show_kill(
             run is not None
             and run.state == "stopping"
             and hasattr(self.services.run_service, "kill_run")
         )
         self.set_problems(self._problems)
+
+    def _show_kill(self, visible: bool) -> None:
+        """Kill, only while a stop is taking long: SIGKILL now, losing the stop's checkpoint.
+        Made the first time it shows, next to Stop."""
+        if visible and self.kill is None:
+            with self.footer:
+                self.kill = (
+                    ui.button("Kill", icon="dangerous", on_click=self._kill)
+                    .props("dense no-caps outline color=negative")
+                    .tooltip("Kill the trainer now, without waiting for its checkpoint")
+                    .mark("kill")
+                )
+            self.kill.move(target_index=self.footer.default_slot.children.index(self.stop) + 1)
+        if self.kill is not None:
+            self.kill.set_visibility(visible)
 
     def _set_busy(self, busy: bool) -> None:
         if busy != self._busy:

@@ -62,7 +62,7 @@ class TrainerPage:
         )
         self.rendered: dict[str, ui.element] = {}
         self.context_views: dict[str, Any] = {}  # what context hooks built (the datasets tab)
-        self._slots: dict[str, ui.element] = {}
+        self._slots: dict[str, ui.element] = {}  # each tab's panel, filled on first open
 
     # ---- layout --------------------------------------------------------------------------
     def build(self) -> None:
@@ -119,8 +119,7 @@ class TrainerPage:
                 self.tabs, value=initial, on_change=lambda e: self._tab_opened(e.value)
             ).classes("w-full bg-transparent") as self.panels:
                 for tab in tabs_meta:
-                    with ui.tab_panel(tab.name).classes("p-0 gap-2"):
-                        self._slots[tab.name] = ui.column().classes("w-full gap-2")
+                    self._slots[tab.name] = ui.tab_panel(tab.name).classes("p-0 gap-2")
         self.run_bar = RunBar(self.form, self.services, self.jump_to)
         self._render_tab(initial)
         self.fields.sync_errors(self._errors())
@@ -147,7 +146,8 @@ class TrainerPage:
         """Tabs are built on first open: the page starts with one tab's elements only."""
         if name in self.rendered:
             return
-        slot = self._slots[name]
+        with self._slots[name]:
+            slot = ui.column().classes("w-full gap-2")
         spec = self.services.tabs.get(name)
         self.rendered[name] = slot
         with slot:
@@ -240,7 +240,7 @@ class TrainerPage:
         self._save_draft()
         # Hook-rendered content (the datasets tab) re-reads the form.
         for name in [n for n in self.rendered if n in CONTEXT_HOOKS]:
-            self.rendered.pop(name).clear()
+            self.rendered.pop(name).delete()
             self._render_tab(name)
 
     def _errors(self) -> dict[str, str]:
@@ -317,7 +317,8 @@ class TrainerPage:
                 f"{spec.display_label} is hidden: {state.reason}", type="warning", multi_line=True
             )
             return
-        self._flash(ctl.row)
+        if ctl.row is not None:  # shown by now unless a rule hides it (said above)
+            self._flash(ctl.row)
 
     def jump_to_dataset_field(self, name: str) -> None:
         """Open the datasets tab and show `name` on the first dataset's card."""

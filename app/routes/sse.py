@@ -53,6 +53,10 @@ LINES_QUEUE: int = 2000  # output lines a stream may hold unsent before it is cu
 # catches up from events.jsonl): a client that stops reading holds at most this many until
 # the send timeout drops it, instead of the bus's whole queue.
 EVENTS_QUEUE: int = 1000
+# What is already queued when a stream wakes goes out in one write, up to this many events: a
+# write per event (through the middleware and the send timeout) capped a stream at a few
+# thousand events a second. A stream that stops reading holds at most this many more.
+BATCH: int = 100
 
 
 def _message(event: Event, event_id: str) -> ServerSentEvent:
@@ -63,7 +67,7 @@ def _cutoff(reason: str) -> ServerSentEvent:
     return ServerSentEvent(data=json.dumps({"reason": reason}), event="cutoff")
 
 
-def _response(content: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
+def _response(content: AsyncIterator[bytes]) -> EventSourceResponse:
     return EventSourceResponse(
         content,
         ping=PING_S,
@@ -120,8 +124,23 @@ async def _next(sub: Subscription) -> Event | None:
     return await anext(sub, None)
 
 
-async def _merged(sub: Subscription, lines: _Lines) -> AsyncGenerator[Event | LogLine, None]:
-    """Events and output lines as they come, until the subscription ends."""
+def _take_ready(sub: Subscription, batch: list[Event | LogLine]) -> None:
+    """Add the events already queued, in order, up to BATCH in all (never waits)."""
+    while len(batch) < BATCH and (event := sub.take_nowait()) is not None:
+        batch.append(event)
+
+
+async def _event_batches(sub: Subscription) -> AsyncGenerator[list[Event | LogLine], None]:
+    """Events as they come: each wake-up's worth (what is queued by then) at once."""
+    async for event in sub:
+        batch: list[Event | LogLine] = [event]
+        _take_ready(sub, batch)
+        yield batch
+
+
+async def _merged(sub: Subscription, lines: _Lines) -> AsyncGenerator[list[Event | LogLine], None]:
+    """Events and output lines as they come, each wake-up's worth at once, until the
+    subscription ends."""
     next_event = asyncio.ensure_future(_next(sub))
     next_line = asyncio.ensure_future(lines.queue.get())
     try:
@@ -129,15 +148,25 @@ async def _merged(sub: Subscription, lines: _Lines) -> AsyncGenerator[Event | Lo
             done, _ = await asyncio.wait(
                 {next_event, next_line}, return_when=asyncio.FIRST_COMPLETED
             )
+            batch: list[Event | LogLine] = []
             if next_line in done:
-                yield next_line.result()
+                batch.append(next_line.result())
+                while len(batch) < BATCH and not lines.queue.empty():
+                    batch.append(lines.queue.get_nowait())
                 next_line = asyncio.ensure_future(lines.queue.get())
+            ended = False
             if next_event in done:
                 event = next_event.result()
                 if event is None:
-                    return
-                yield event
-                next_event = asyncio.ensure_future(_next(sub))
+                    ended = True
+                else:  # the task took the oldest event: the rest follow it in order
+                    batch.append(event)
+                    _take_ready(sub, batch)
+                    next_event = asyncio.ensure_future(_next(sub))
+            if batch:
+                yield batch
+            if ended:
+                return
     finally:
         for task in (next_event, next_line):
             task.cancel()
@@ -147,19 +176,29 @@ async def _merged(sub: Subscription, lines: _Lines) -> AsyncGenerator[Event | Lo
 
 async def _live(
     sub: Subscription, sent: _Sent, ident: Any, *, request: Request, lines: _Lines | None = None
-) -> AsyncIterator[ServerSentEvent]:
-    merged = _merged(sub, lines) if lines is not None else None
+) -> AsyncIterator[bytes]:
+    batches = _merged(sub, lines) if lines is not None else _event_batches(sub)
     try:
-        async for item in merged or sub:
-            if isinstance(item, LogLine):
-                yield _line(item)
-            elif sent.first_time(item):
-                yield _message(item, ident(item))
-    finally:
-        if merged is not None:  # cancel its pending reads now, not at garbage collection
-            await merged.aclose()
+        async for batch in batches:
+            chunk = [
+                _line(item).encode()
+                if isinstance(item, LogLine)
+                else _message(item, ident(item)).encode()
+                for item in batch
+                if isinstance(item, LogLine) or sent.first_time(item)
+            ]
+            if chunk:
+                yield b"".join(chunk)
+    finally:  # cancel its pending reads now, not at garbage collection
+        await batches.aclose()
     if sub.reason is not None and not await request.is_disconnected():
-        yield _cutoff(sub.reason)
+        yield _cutoff(sub.reason).encode()
+
+
+async def _joined(messages: list[ServerSentEvent]) -> AsyncIterator[bytes]:
+    """Catch-up messages, BATCH to a write."""
+    for start in range(0, len(messages), BATCH):
+        yield b"".join(m.encode() for m in messages[start : start + BATCH])
 
 
 def parse_run_cursor(text: str | None) -> int | None:
@@ -198,16 +237,17 @@ async def run_stream(
     header = parse_run_cursor(last_event_id)
     start = header if header is not None else max(after or 0, 0)
 
-    async def content() -> AsyncIterator[ServerSentEvent]:
+    async def content() -> AsyncIterator[bytes]:
         sub = bus.subscribe(run_id, maxsize=EVENTS_QUEUE)  # before the catch-up: no gap
         sent = _Sent()
         sent.start(run_id, start)
         try:
-            for event in await service.events_after(run_id, start):
-                if sent.first_time(event):
-                    yield _message(event, str(event.seq))
-            async for message in _live(sub, sent, lambda e: str(e.seq), request=request):
-                yield message
+            missed = await service.events_after(run_id, start)
+            caught_up = [_message(e, str(e.seq)) for e in missed if sent.first_time(e)]
+            async for data in _joined(caught_up):
+                yield data
+            async for data in _live(sub, sent, lambda e: str(e.seq), request=request):
+                yield data
         finally:
             sub.close()
 
@@ -331,7 +371,7 @@ async def all_events_stream(
     def ident(event: Event) -> str:
         return f"{event.run_id}:{event.seq}"
 
-    async def content() -> AsyncIterator[ServerSentEvent]:
+    async def content() -> AsyncIterator[bytes]:
         publish_order(bus)  # from now on the events this client gets have a known order
         sub = bus.subscribe(None, maxsize=EVENTS_QUEUE)
         lines = _Lines(bus, sub) if logs else None
@@ -341,11 +381,11 @@ async def all_events_stream(
                 events, exact = await _all_catch_up(service, bus, cursor)
                 if not exact:  # by time: take the cursor's run as had up to its seq
                     sent.start(*cursor)
-                for event in events:
-                    if sent.first_time(event):
-                        yield _message(event, ident(event))
-            async for message in _live(sub, sent, ident, request=request, lines=lines):
-                yield message
+                caught_up = [_message(e, ident(e)) for e in events if sent.first_time(e)]
+                async for data in _joined(caught_up):
+                    yield data
+            async for data in _live(sub, sent, ident, request=request, lines=lines):
+                yield data
         finally:
             if lines is not None:
                 lines.close()

@@ -15,9 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from app.services import buckets as bucket_maths
 from app.services.captions import CaptionError, read_caption
@@ -28,6 +26,9 @@ from tunerdeck_common.dataset_rules import (
     mask_file_for,
     size_filter_reason,
 )
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 _EXIF_ORIENTATION = 0x0112
 _ROTATED = {5, 6, 7, 8}  # orientations that swap width and height
@@ -57,6 +58,8 @@ class FileStat:
 
 def probe_image(path: Path) -> ImageProbe:
     """Open, integrity-check and measure one image without decoding it at full size."""
+    from PIL import Image  # only when a scan runs: the page process need not load Pillow
+
     try:
         with Image.open(path) as img:
             width, height = img.size  # from the header, before any decoding
@@ -82,6 +85,8 @@ def _orientation(img: Image.Image) -> int:
         raw = img.info.get("exif")
         if not raw:
             return 1
+        from PIL import Image
+
         exif = Image.Exif()
         exif.load(raw)
         return int(exif.get(_EXIF_ORIENTATION, 1))
@@ -257,6 +262,8 @@ def _check_mask(
                 f"{mask.name}: {probe.width}x{probe.height}, image {size[0]}x{size[1]}"
             )
     elif source == "alpha":
+        from PIL import Image
+
         try:
             with Image.open(image) as img:
                 has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info

@@ -88,6 +88,17 @@ class Subscription:
             with contextlib.suppress(asyncio.QueueFull):
                 self.queue.put_nowait(None)
 
+    def take_nowait(self) -> Event | None:
+        """The next queued event without waiting; None when none is queued yet, or at the end
+        (the end marker stays queued, so iteration still stops there)."""
+        try:
+            event = self.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+        if event is None:
+            self.queue.put_nowait(None)  # nothing is queued after the end marker: room for it
+        return event
+
     def __aiter__(self) -> Subscription:
         return self
 
@@ -181,6 +192,12 @@ class EventBus:
                         sub._offer(event)
         self._subscriptions.add(sub)
         return sub
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        """The open subscriptions (one per live stream), with their state (`reason` once cut
+        off): what a server's status or a diagnosis of slow clients reports."""
+        return tuple(self._subscriptions)
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` synchronously with every new item; returns the remover."""

@@ -91,8 +91,6 @@ class MonitorModel:
     def __init__(self, smoothing: float = 0.6) -> None:
         self.chart = ChartData(smoothing)
         self.evals = EvalSeries()
-        self.events_seen = 0  # events received (the bench compares with what was sent)
-        self.last_seq = 0
         self.progress_seq = 0  # seq of the newest progress event drawn
         self.loaded_seq = 0  # events up to this seq were in the detail the page was built from
         self.stage: dict[str, Any] | None = None  # the latest stage event while the run starts
@@ -129,8 +127,6 @@ class MonitorModel:
         return changes
 
     def _fold_event(self, event: Event, changes: Changes) -> None:
-        self.events_seen += 1
-        self.last_seq = max(self.last_seq, event.seq)
         if event.seq <= self.loaded_seq:
             return  # already in the detail the page was built from
         data = event.data

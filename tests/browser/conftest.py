@@ -68,8 +68,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def browser_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Path]]:
-    home = tmp_path / "home"
-    monkeypatch.setenv("TUNERDECK_HOME", str(home))
-    monkeypatch.setenv("TUNERDECK_WEB_UI_CONFIG", str(tmp_path / "webui.json"))
-    yield {"home": home, "shots": tmp_path}
+def browser_env(tunerdeck_home: Path, tmp_path: Path) -> Iterator[dict[str, Path]]:
+    """The test's private data dir (tests/conftest.py) and a folder for screenshots."""
+    yield {"home": tunerdeck_home, "shots": tmp_path}

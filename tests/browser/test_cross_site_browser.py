@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,15 +23,16 @@ from app.services.run_launch import kill_group
 from registry.evaluator import PlatformContext
 
 from ..runs.helpers import fake_command
+from ..waiting import wait_until
 
 ATTACK_PAGE = """<!doctype html><html><body>
 <form id="f" method="post" enctype="text/plain" action="{target}/api/runs" target="sink">
 <input name='{{"config": {{"model_family": "demo", "max_train_steps": 5, "x": "' value='"}}}}'>
-</form><iframe name="sink"></iframe>
+</form><iframe name="sink" onload="if (window.sent) document.title += ', answered';"></iframe>
 <script>
 fetch("{target}/api/runs/{run_id}/stop", {{method: "POST", mode: "no-cors"}})
   .then(() => {{ document.title = "fetched"; }}, () => {{ document.title = "fetch failed"; }})
-  .finally(() => document.getElementById("f").submit());
+  .finally(() => {{ window.sent = true; document.getElementById("f").submit(); }});
 </script></body></html>"""
 
 
@@ -53,14 +52,11 @@ def foreign_site(page: str) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{server.server_port}/"
     finally:
         server.shutdown()
 
@@ -87,11 +83,13 @@ def test_foreign_page_can_neither_start_nor_stop_runs(
         page = ATTACK_PAGE.format(target=screen.url, run_id=run_id)
         with foreign_site(page) as url:
             screen.selenium.get(url)
-            deadline = time.monotonic() + 10
-            while screen.selenium.title not in ("fetched", "fetch failed"):
-                assert time.monotonic() < deadline, "the attack page never ran its fetch"
-                time.sleep(0.1)
-            time.sleep(1.5)  # the form submission into the iframe
+            # The iframe loads the answer to the form POST: the attack has been made.
+            wait_until(
+                lambda: screen.selenium.title.endswith(", answered"),
+                10,
+                what="the attack page's fetch and form POST",
+                detail=lambda: f"page title: {screen.selenium.title!r}",
+            )
         runs = api.get("/api/runs").json()
         assert [r["id"] for r in runs] == [run_id], "the form POST started a run"
         assert runs[0]["state"] in ("queued", "starting", "running"), runs[0]

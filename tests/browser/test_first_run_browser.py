@@ -24,7 +24,7 @@ IMAGE_SHOWN = (
 def test_start_on_a_fresh_install_completes_and_shows_a_validation_image(
     screen: Screen, browser_env: dict[str, Path]
 ) -> None:
-    assert not browser_env["home"].exists()  # no demo model, no dataset, no config yet
+    browser_env["home"].rmdir()  # a fresh install: no data dir at all (the fixture's is empty)
     services = build_services(platform=PlatformContext())
     configure(services)
     screen.ui_run_kwargs["storage_secret"] = "browser-test-secret"

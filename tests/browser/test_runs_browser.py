@@ -3,11 +3,11 @@ validation image appear on the monitor, then stop it (the real trainer, a few st
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from nicegui.testing import Screen
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -15,11 +15,8 @@ from app.server import configure
 from app.services.container import build_services, set_services
 from app.services.run_launch import kill_group
 from registry.evaluator import PlatformContext
-
-
-@pytest.fixture(scope="session")
-def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("browser-models")
+from tests.conftest import link_shared_models
+from tests.waiting import wait_until
 
 
 def type_into(screen: Screen, name: str, value: str) -> None:
@@ -33,16 +30,14 @@ def text_of(screen: Screen, css: str) -> str:
     return screen.selenium.find_element(By.CSS_SELECTOR, css).text
 
 
-def until(check, what: str, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def until(check: Callable[[], bool], what: str, timeout: float = 240) -> None:
+    def holds() -> bool:
         try:
-            if check():
-                return
-        except Exception:  # the element may be re-rendered meanwhile
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"never happened: {what}")
+            return check()
+        except (WebDriverException, ValueError, IndexError):  # re-rendered meanwhile
+            return False
+
+    wait_until(holds, timeout, what=what, interval=0.2)
 
 
 def step(screen: Screen) -> int:
@@ -53,8 +48,7 @@ def step(screen: Screen) -> int:
 def test_start_watch_progress_and_a_validation_image_then_stop(
     screen: Screen, browser_env: dict[str, Path], shared_models: Path
 ) -> None:
-    browser_env["home"].mkdir(parents=True, exist_ok=True)
-    (browser_env["home"] / "models").symlink_to(shared_models, target_is_directory=True)
+    link_shared_models(browser_env["home"], shared_models)
     services = build_services(platform=PlatformContext())
     configure(services)
     screen.ui_run_kwargs["storage_secret"] = "browser-test-secret"

@@ -21,14 +21,7 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("TUNERDECK_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TUNERDECK_WEB_UI_CONFIG", str(tmp_path / "webui.json"))
-    return tmp_path / "home"
-
-
-@pytest.fixture
-async def datasets_user(user: User, home: Path) -> AsyncIterator[User]:
+async def datasets_user(user: User, tunerdeck_home: Path) -> AsyncIterator[User]:
     services: Services = build_services(
         platform=PlatformContext(device="cpu", packages=frozenset())
     )
@@ -89,12 +82,14 @@ async def test_add_edit_hide_reorder_duplicate_remove(datasets_user: User) -> No
     await user.should_see("first (copy) (disabled)")
 
 
-async def test_demo_dataset_scan_browse_and_caption_edit(datasets_user: User, home: Path) -> None:
+async def test_demo_dataset_scan_browse_and_caption_edit(
+    datasets_user: User, tunerdeck_home: Path
+) -> None:
     user = datasets_user
     form = form_of(user)
     user.find(marker="create-demo").click()
     await user.should_see(marker="dataset-0", retries=100)
-    demo = (home / "datasets" / "demo").resolve()
+    demo = (tunerdeck_home / "datasets" / "demo").resolve()
     assert form.datasets == [{"name": "demo", "path": str(demo)}]
 
     user.find(marker="dataset-0-scan").click()
@@ -142,11 +137,11 @@ async def test_path_outside_the_root_is_not_browsed(datasets_user: User, tmp_pat
     await user.should_not_see(marker="gallery")
 
 
-async def test_warnings_for_the_run_bar(datasets_user: User, home: Path) -> None:
+async def test_warnings_for_the_run_bar(datasets_user: User, tunerdeck_home: Path) -> None:
     from app.services.datasets import dataset_warnings
 
     user = datasets_user
-    folder = home / "datasets" / "mixed"
+    folder = tunerdeck_home / "datasets" / "mixed"
     for i in range(3):
         write_image(folder / f"p{i}.png", (32, 32))
     (folder / "p0.txt").write_text("captioned")

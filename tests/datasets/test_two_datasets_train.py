@@ -72,7 +72,7 @@ def test_two_datasets_train_two_steps(make_folder: Callable[..., Path], tmp_path
     scans = [scan_dataset(e, 64, 2) for e in values["datasets"]]
     assert combined_steps_per_epoch(scans, 2) == 3 + 1
 
-    env = dict(os.environ, TUNERDECK_HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO))  # the test's own data dir (tests/conftest.py)
     proc = subprocess.run(
         [sys.executable, "-m", "trainer", "--config", str(path), "--max_train_steps", "2"],
         cwd=REPO,

@@ -1,10 +1,9 @@
-"""Fixtures for the runs tests: a private data dir per test (sharing one demo model per
-session), a LocalRunService over the real `python -m trainer`, and helpers that wait for a
+"""Fixtures for the runs tests: the test's private data dir sharing one demo model per
+session, a LocalRunService over the real `python -m trainer`, and helpers that wait for a
 run to reach a state. Every trainer process a test started is killed at teardown."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,25 +14,17 @@ from nicegui import core
 from nicegui.testing import User
 
 from app.services.run_launch import kill_group
+from tests.conftest import link_shared_models
 from tests.page_probe import record_trainer_pages  # noqa: F401  (autouse)
 
-from .helpers import CPU, ServiceFactory, command_builder, fake_command
-
-
-@pytest.fixture(scope="session")
-def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One models folder for the session: the demo pipeline is generated once."""
-    return tmp_path_factory.mktemp("models")
+from .helpers import CPU, ServiceFactory, command_builder, fake_command, watchers_done
 
 
 @pytest.fixture
-def runs_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_models: Path) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "models").symlink_to(shared_models, target_is_directory=True)
-    monkeypatch.setenv("TUNERDECK_HOME", str(home))
-    monkeypatch.setenv("TUNERDECK_WEB_UI_CONFIG", str(tmp_path / "webui.json"))
-    return home
+def runs_home(tunerdeck_home: Path, shared_models: Path) -> Path:
+    """The test's data dir with the session's models folder: the demo model is made once."""
+    link_shared_models(tunerdeck_home, shared_models)
+    return tunerdeck_home
 
 
 @pytest.fixture
@@ -41,7 +32,7 @@ async def make_service(runs_home: Path) -> AsyncIterator[ServiceFactory]:
     factory = ServiceFactory()
     yield factory
     factory.kill_all()
-    await asyncio.sleep(0.5)  # let the watchers see the exits before the loop closes
+    await watchers_done(factory.made)
     for service in factory.made:
         await service.shutdown()
 
@@ -78,7 +69,7 @@ async def app_user(
     for live in services.run_service.history.runs.values():
         if live.record.pid:
             kill_group(live.record.pid)
-    await asyncio.sleep(0.5)
+    await watchers_done([services.run_service])
     await services.run_service.shutdown()
     set_services(None)
 

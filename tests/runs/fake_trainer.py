@@ -67,13 +67,13 @@ def main() -> int:
     stage_s = float(os.environ.get("FAKE_STAGE_S", "0"))  # the "starting" phase's stages
     if stage_s:
         sink.stage("loading model")
-        time.sleep(stage_s)
+        time.sleep(stage_s)  # simulated work: the behaviour under test
         for done in range(5):
             sink.stage("caching latents", done, 4)
-            time.sleep(stage_s)
+            time.sleep(stage_s)  # simulated work
     emit("lifecycle", {"state": "running", "message": f"training {max_steps} steps"})
     while step < max_steps:
-        time.sleep(args.step_s)
+        time.sleep(args.step_s)  # simulated work: a training step takes step_s
         step += 1
         emit(
             "progress",
@@ -93,13 +93,13 @@ def main() -> int:
         if step == int(os.environ.get("FAKE_HANG_AT_STEP", "0")):  # a trainer that stops emitting
             print("fake trainer: stuck in a collective op", flush=True)
             while not stop["requested"]:
-                time.sleep(0.1)
+                time.sleep(0.1)  # the simulated hang itself: idle until SIGTERM
         if ckpt_every and step % ckpt_every == 0:
             checkpoint(step)
         if stop["requested"] and stuck_on_stop:
             emit("lifecycle", {"state": "stopping", "message": "SIGTERM"})
             while True:
-                time.sleep(1)
+                time.sleep(1)  # simulated: a trainer that ignores its stop request
         if stop["requested"]:
             emit("lifecycle", {"state": "stopping", "message": "SIGTERM"})
             checkpoint(step)

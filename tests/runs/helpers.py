@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from state.web_ui_state import WebUIStateStore
 from tests.page_probe import page_of
 
 from ..demo_run import demo_config  # noqa: F401  (re-exported)
+from ..waiting import wait_until_async
 
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
 CPU = PlatformContext(device="cpu", packages=frozenset())
@@ -70,26 +70,52 @@ class ServiceFactory:
                 kill_group(proc.pid)
 
 
-async def wait_for(
+async def watchers_done(services: Iterable[LocalRunService], timeout: float = 30.0) -> None:
+    """After their trainers were killed: until each service's watcher has seen its trainer's
+    exit and recorded it, so no watcher is cut off when the test's event loop closes."""
+    watchers = [
+        proc.watcher
+        for service in services
+        for proc in service.processes.running.values()
+        if proc.watcher is not None
+    ]
+    if watchers:
+        _, pending = await asyncio.wait(watchers, timeout=timeout)
+        assert not pending, f"{len(pending)} trainer watcher(s) still running after {timeout} s"
+
+
+async def wait_for_run(
     service: Any,
     run_id: str,
     states: tuple[str, ...],
     timeout: float = 240.0,
     step_at_least: int = 0,
 ) -> RunInfo:
-    """Poll until the run is in one of `states` (and past `step_at_least`); fail with its log."""
-    deadline = time.monotonic() + timeout
-    run = await service.get_run(run_id)
-    while time.monotonic() < deadline:
+    """Until the run is in one of `states` (and past `step_at_least`); fails at once when it
+    ends in another state, with its log."""
+    run: RunInfo | None = None
+
+    async def log_of(run: RunInfo) -> str:
+        return "\n".join(run.log_tail or (await service.get_detail(run_id)).run.log_tail)
+
+    async def reached() -> RunInfo | None:
+        nonlocal run
         run = await service.get_run(run_id)
         if run.state in states and run.step >= step_at_least:
             return run
-        if run.state in ("failed", "completed", "stopped") and run.state not in states:
-            break
-        await asyncio.sleep(0.1)
-    tail = "\n".join(run.log_tail or (await service.get_detail(run_id)).run.log_tail)
-    raise AssertionError(
-        f"run {run_id} is {run.state} at step {run.step} ({run.message}); wanted {states}\n{tail}"
+        if run.state in ("failed", "completed", "stopped"):
+            raise AssertionError(
+                f"run {run_id} ended {run.state} at step {run.step} ({run.message}); "
+                f"wanted {states}\n{await log_of(run)}"
+            )
+        return None
+
+    return await wait_until_async(
+        reached,
+        timeout,
+        what=f"run {run_id} to be {states}",
+        detail=lambda: f"last: {run}",
+        interval=0.1,
     )
 
 
@@ -97,15 +123,6 @@ async def wait_for(
 def element(user: User, marker: str) -> ui.element:
     (found,) = user.find(marker=marker).elements
     return found
-
-
-async def eventually(check: Callable[[], bool], what: str, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
 
 
 def step_of(user: User) -> int:

@@ -11,7 +11,8 @@ from nicegui.testing import User
 
 from tests.page_probe import monitor_of
 
-from .helpers import demo_config, element, eventually, wait_for
+from ..waiting import wait_until_async
+from .helpers import demo_config, element, wait_for_run
 from .test_runs_page import select
 
 
@@ -27,12 +28,14 @@ def eval_curve(series: list[dict]) -> list[list[float]]:
 async def test_eval_losses_reach_the_monitor_and_the_runs_page(app_user: User) -> None:
     service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     run = await service.start_run(config=demo_config(8, eval_steps=2))
-    await wait_for(service, run.id, ("running",), timeout=60)
+    await wait_for_run(service, run.id, ("running",), timeout=60)
     await app_user.open(f"/monitor/{run.id}")  # open while it runs: the points arrive live
     page = monitor_of(app_user)
-    done = await wait_for(service, run.id, ("completed",), timeout=60)
+    done = await wait_for_run(service, run.id, ("completed",), timeout=60)
     expected = [[2, 1.0], [4, 0.5], [6, 2 / 6], [8, 0.25]]
-    await eventually(lambda: eval_curve(page.model.loss_series()) == expected, "live", 10)
+    await wait_until_async(
+        lambda: eval_curve(page.model.loss_series()) == expected, 10, what="live"
+    )
     assert (done.eval_loss, done.best_eval_loss) == (0.25, 0.25)
     detail = await service.get_detail(run.id)
     assert [[p.step, p.loss] for p in detail.evals] == expected

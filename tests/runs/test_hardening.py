@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import tracemalloc
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ from app.trainer_server import build_trainer_app
 from state.run_records import RunRecord, RunRecordStore
 from tunerdeck_common.events import Event
 
-from .helpers import ServiceFactory, demo_config, element, fake_command, wait_for
+from .helpers import ServiceFactory, demo_config, element, fake_command, wait_for_run
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ async def test_corrupt_records_are_rebuilt_or_listed_damaged_with_their_weights(
     configs.append(demo_config(3))
     runs = [await service.start_run(config=c) for c in configs]
     for run in runs:
-        await wait_for(service, run.id, ("completed",), timeout=60)
+        await wait_for_run(service, run.id, ("completed",), timeout=60)
     await service.shutdown()
     truncated, empty, no_config, nested, gone = (r.id for r in runs)
     store = RunRecordStore()
@@ -138,9 +139,9 @@ async def test_resume_after_events_that_never_reached_the_file_keeps_the_lifecyc
     monkeypatch.setenv("FAKE_STEP_S", "0.1")
     service = fake_service(make_service)
     run = await service.start_run(config=demo_config(300, checkpointing_steps=2))
-    await wait_for(service, run.id, ("running",), step_at_least=3, timeout=60)
+    await wait_for_run(service, run.id, ("running",), step_at_least=3, timeout=60)
     await service.kill_run(run.id)
-    failed = await wait_for(service, run.id, ("failed",), timeout=60)
+    failed = await wait_for_run(service, run.id, ("failed",), timeout=60)
     # The crash: three events reached the server (a callback) but never events.jsonl (the
     # disk was full, or the process died between sending and writing).
     last = failed.last_seq
@@ -150,11 +151,11 @@ async def test_resume_after_events_that_never_reached_the_file_keeps_the_lifecyc
         )
         assert service.ingest(lost)
     await service.resume_run(run.id)
-    running = await wait_for(service, run.id, ("running",), timeout=30)
+    running = await wait_for_run(service, run.id, ("running",), timeout=30)
     assert running.message.startswith("training")  # the resumed attempt's own event
     stopped = await service.stop_run(run.id)
     assert stopped.state == "stopping"
-    await wait_for(service, run.id, ("stopped",), timeout=60)
+    await wait_for_run(service, run.id, ("stopped",), timeout=60)
     resumed = [e for e in await service.events_after(run.id, last) if e.type == "lifecycle"]
     assert [e.data["state"] for e in resumed] == ["starting", "running", "stopping", "stopped"]
     assert min(e.seq for e in resumed) > last + 3, "the resumed trainer reused seen seqs"
@@ -222,13 +223,18 @@ def test_an_endless_output_line_is_cut_and_memory_stays_bounded(tmp_path: Path) 
     log_path.write_bytes(b"before\n")
     assert follower.poll_lines() == ["before"]
     lines: list[str] = []
-    with log_path.open("ab") as log:
-        for _ in range(40):  # 40 MiB printed with no newline, read as it grows
-            log.write(b"x" * (1 << 20))
-            log.flush()
-            lines += follower.poll_lines()
-            assert len(follower._partial) <= 4 * MAX_LINE_CHARS
-        log.write("é\rafter\n".encode())
+    tracemalloc.start()
+    try:
+        with log_path.open("ab") as log:
+            for _ in range(40):  # 40 MiB printed with no newline, read as it grows
+                log.write(b"x" * (1 << 20))
+                log.flush()
+                lines += follower.poll_lines()
+                held, _ = tracemalloc.get_traced_memory()  # each poll reads up to 1 MiB
+                assert held < 256 * 1024, f"{held} bytes kept between polls"
+            log.write("é\rafter\n".encode())
+    finally:
+        tracemalloc.stop()
     lines += follower.poll_lines()
     assert len(lines) == 2, [line[:50] for line in lines]
     assert lines[0].startswith("x" * MAX_LINE_CHARS) and "line cut" in lines[0]

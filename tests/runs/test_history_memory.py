@@ -8,7 +8,8 @@ import pytest
 from app.services.run_history import KEEP_LOADED_FINISHED
 from app.services.run_service import RunDetail
 
-from .helpers import ServiceFactory, demo_config, eventually, fake_command, wait_for
+from ..waiting import wait_until_async
+from .helpers import ServiceFactory, demo_config, fake_command, wait_for_run
 
 
 def steps_of(detail: RunDetail) -> list[int]:
@@ -23,9 +24,9 @@ async def test_old_finished_runs_are_let_go_and_read_again_when_opened(
     service.command_builder = fake_command
     runs = [await service.start_run(config=demo_config(5)) for _ in range(KEEP_LOADED_FINISHED + 2)]
     for run in runs:
-        await wait_for(service, run.id, ("completed",))
+        await wait_for_run(service, run.id, ("completed",))
     # The `completed` event comes just before the trainer exits; a live trainer's run is kept.
-    await eventually(lambda: not service.processes.running, "every trainer exited", 60)
+    await wait_until_async(lambda: not service.processes.running, 60, what="every trainer exited")
     first = await service.get_detail(runs[0].id)
     assert steps_of(first) == [1, 2, 3, 4, 5]
     for run in runs[1:]:
@@ -48,16 +49,16 @@ async def test_a_run_let_go_resumes_with_its_whole_history(
     service.history.keep_finished = 0  # let go at once
     service.command_builder = fake_command
     run = await service.start_run(config=demo_config(12))
-    await wait_for(service, run.id, ("running",), step_at_least=2)
+    await wait_for_run(service, run.id, ("running",), step_at_least=2)
     await service.stop_run(run.id)
-    stopped = await wait_for(service, run.id, ("stopped",))
-    await eventually(lambda: not service.processes.running, "the trainer exited", 60)
+    stopped = await wait_for_run(service, run.id, ("stopped",))
+    await wait_until_async(lambda: not service.processes.running, 60, what="the trainer exited")
     assert not service.history.runs[run.id].loaded
     await service.resume_run(run.id)
-    running = await wait_for(service, run.id, ("running",), step_at_least=stopped.step + 2)
+    running = await wait_for_run(service, run.id, ("running",), step_at_least=stopped.step + 2)
     live_detail = await service.get_detail(run.id)  # while the resumed attempt trains
     assert steps_of(live_detail)[: running.step] == list(range(1, running.step + 1))
-    done = await wait_for(service, run.id, ("completed",))
+    done = await wait_for_run(service, run.id, ("completed",))
     assert done.step == 12
     detail = await service.get_detail(run.id)
     assert steps_of(detail) == list(range(1, 13))  # the first attempt's steps, then the rest

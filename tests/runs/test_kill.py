@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 from nicegui.testing import User
 
-from .helpers import demo_config, element, eventually, set_config, wait_for
+from ..waiting import wait_until_async
+from .helpers import demo_config, element, set_config, wait_for_run
 
 
 @pytest.fixture
@@ -24,14 +25,20 @@ async def test_kill_from_the_run_bar_while_a_stop_hangs(app_user: User) -> None:
     await app_user.open("/")
     set_config(app_user, demo_config(10_000))
     app_user.find(marker="start").click()
-    await eventually(lambda: "running" in element(app_user, "run-status").text, "running", 60)
+    await wait_until_async(
+        lambda: "running" in element(app_user, "run-status").text, 60, what="running"
+    )
     await app_user.should_not_see(marker="kill")  # not offered while things go normally
 
     app_user.find(marker="stop").click()
-    await eventually(lambda: "stopping" in element(app_user, "run-status").text, "stopping", 30)
+    await wait_until_async(
+        lambda: "stopping" in element(app_user, "run-status").text, 30, what="stopping"
+    )
     await app_user.should_see(marker="kill")
     app_user.find(marker="kill").click()
-    await eventually(lambda: "failed" in element(app_user, "run-status").text, "killed", 30)
+    await wait_until_async(
+        lambda: "failed" in element(app_user, "run-status").text, 30, what="killed"
+    )
     await app_user.should_not_see(marker="kill")
     service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     (run,) = await service.list_runs()
@@ -43,12 +50,12 @@ async def test_kill_through_rest(app_user: User) -> None:
     client = app_user.http_client
     service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     run = (await client.post("/api/runs", json={"config": demo_config(10_000)})).json()
-    await wait_for(service, run["id"], ("running",), timeout=60, step_at_least=1)
+    await wait_for_run(service, run["id"], ("running",), timeout=60, step_at_least=1)
     assert (await client.post(f"/api/runs/{run['id']}/stop")).json()["state"] == "stopping"
 
     killed = await client.post(f"/api/runs/{run['id']}/kill")
     assert killed.status_code == 200, killed.text
-    failed = await wait_for(service, run["id"], ("failed",), timeout=30)
+    failed = await wait_for_run(service, run["id"], ("failed",), timeout=30)
     assert "killed on request" in failed.message
 
     again = await client.post(f"/api/runs/{run['id']}/kill")

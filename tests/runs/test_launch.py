@@ -11,7 +11,7 @@ import pytest
 from app.services.run_launch import trainer_command
 from registry.defaults import default_config
 
-from .helpers import ServiceFactory, demo_config, wait_for
+from .helpers import ServiceFactory, demo_config, wait_for_run
 
 
 def test_one_process_runs_the_trainer_module_directly(tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ async def test_cached_accelerate_overrides_launch_two_processes(
     service.prefs.remember_accelerate_overrides({"num_processes": 2, "main_process_port": 29517})
     run = await service.start_run(config=demo_config(2))
     assert "accelerate.commands.launch" in service.history.runs[run.id].record.command
-    done = await wait_for(service, run.id, ("completed",))
+    done = await wait_for_run(service, run.id, ("completed",))
     assert done.step == 2
     events = await service.events_after(run.id, 0)
     assert [e.seq for e in events] == list(
@@ -79,4 +79,4 @@ async def test_each_run_gets_its_own_folder_inside_the_output_folder_chosen(
     assert named.state == elsewhere.state == "queued"  # behind the first: no need to train them
     await service.cancel_queued(named.id)
     await service.cancel_queued(elsewhere.id)
-    await wait_for(service, plain.id, ("completed",))
+    await wait_for_run(service, plain.id, ("completed",))

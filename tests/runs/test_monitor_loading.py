@@ -11,7 +11,8 @@ from nicegui.testing import User
 
 from tunerdeck_common.events import Event
 
-from .helpers import demo_config, element, eventually, wait_for
+from ..waiting import wait_until_async
+from .helpers import demo_config, element, wait_for_run
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def trainer_command(fake_trainer_command: Any) -> Any:
 async def test_an_event_published_while_the_page_loads_reaches_it(app_user: User) -> None:
     service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     run = await service.start_run(config=demo_config(2))
-    run = await wait_for(service, run.id, ("completed",))
+    run = await wait_for_run(service, run.id, ("completed",))
     read_detail = service.get_detail
 
     async def detail_then_a_late_event(run_id: str, include_progress: bool = True) -> Any:
@@ -40,8 +41,8 @@ async def test_an_event_published_while_the_page_loads_reaches_it(app_user: User
     service.get_detail = detail_then_a_late_event
     await app_user.open(f"/monitor/{run.id}")
     log_view = element(app_user, "log")
-    await eventually(
+    await wait_until_async(
         lambda: any("arrived while the page was loading" in str(c.text) for c in log_view),
-        "the late event in the log view",
-        timeout=10,
+        10,
+        what="the late event in the log view",
     )

@@ -12,7 +12,8 @@ from PIL import Image
 
 from tests.page_probe import page_of
 
-from .helpers import demo_config, element, eventually, set_config
+from ..waiting import wait_until_async
+from .helpers import demo_config, element, set_config
 
 
 @pytest.fixture
@@ -45,4 +46,6 @@ async def test_a_warning_is_listed_and_the_run_starts(app_user: User, runs_home:
     app_user.find(marker="start").click()
     await app_user.should_see(marker="preflight-small")
     await app_user.should_see("2 of 2 images are smaller than 64 px")
-    await eventually(lambda: "completed" in element(app_user, "run-status").text, "runs", 60)
+    await wait_until_async(
+        lambda: "completed" in element(app_user, "run-status").text, 60, what="runs"
+    )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import pytest
 from nicegui.testing import User
 
+from ..waiting import wait_until_async
 from .helpers import demo_config
 
 pytestmark = pytest.mark.slow
@@ -17,16 +16,19 @@ pytestmark = pytest.mark.slow
 async def poll(
     user: User, run_id: str, states: tuple[str, ...], step_at_least: int = 0, timeout: float = 240
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+    """Until GET /api/runs/{id} shows one of `states` (and past `step_at_least`)."""
     run: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    async def reached() -> dict[str, Any] | None:
+        nonlocal run
         response = await user.http_client.get(f"/api/runs/{run_id}")
         assert response.status_code == 200, response.text
         run = response.json()
-        if run["state"] in states and run["step"] >= step_at_least:
-            return run
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"run stuck: {run}")
+        return run if run["state"] in states and run["step"] >= step_at_least else None
+
+    return await wait_until_async(
+        reached, timeout, what=f"run {run_id} to be {states}", detail=lambda: f"last: {run}"
+    )
 
 
 async def test_start_stop_resume_through_rest(app_user: User) -> None:

@@ -12,7 +12,8 @@ from nicegui.testing import User
 from registry.validation import validate_config
 from tunerdeck_common import repro
 
-from .helpers import demo_config, eventually, wait_for
+from ..waiting import wait_until_async
+from .helpers import demo_config, wait_for_run
 from .test_runs_page import select, table_ids
 
 
@@ -29,7 +30,7 @@ async def test_run_again_names_what_changed_and_starts_the_same_config(
     data.mkdir(parents=True)
     (data / "a.png").write_bytes(b"x")
     first = await service.start_run(config=demo_config(4))
-    first = await wait_for(service, first.id, ("completed",), timeout=60)
+    first = await wait_for_run(service, first.id, ("completed",), timeout=60)
     # What `python -m trainer` writes at start (the fake trainer does not).
     values = validate_config({**demo_config(4), "datasets": [{"path": str(data)}]}).values
     values["output_dir"] = first.run_dir
@@ -42,9 +43,9 @@ async def test_run_again_names_what_changed_and_starts_the_same_config(
     await app_user.should_see(marker="run-again-dialog")
     await app_user.should_see("1 files then, 2 now")
     app_user.find(marker="run-again-start").click()
-    await eventually(lambda: len(table_ids(app_user)) == 2, "a second run", 30)
+    await wait_until_async(lambda: len(table_ids(app_user)) == 2, 30, what="a second run")
     runs = await service.list_runs()
     (again,) = [r for r in runs if r.id != first.id]
-    again = await wait_for(service, again.id, ("completed",), timeout=60)
+    again = await wait_for_run(service, again.id, ("completed",), timeout=60)
     assert again.max_steps == 4  # the same config (fake trainer: max_train_steps)
     assert not Path(again.run_dir).is_relative_to(Path(first.run_dir))  # a folder of its own

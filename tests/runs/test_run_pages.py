@@ -9,7 +9,8 @@ from nicegui.testing import User
 
 from tests.page_probe import page_of
 
-from .helpers import demo_config, element, eventually, step_of
+from ..waiting import wait_until_async
+from .helpers import demo_config, element, step_of
 
 pytestmark = pytest.mark.slow
 
@@ -24,17 +25,17 @@ async def test_start_stop_resume_from_the_page(app_user: User) -> None:
     assert not element(app_user, "stop").enabled and not element(app_user, "resume").enabled
 
     app_user.find(marker="start").click()
-    await eventually(
-        lambda: "running" in element(app_user, "run-status").text, "the bar shows running"
+    await wait_until_async(
+        lambda: "running" in element(app_user, "run-status").text, 240, what="the bar shows running"
     )
-    await eventually(lambda: step_of(app_user) >= 2, "progress moves")
+    await wait_until_async(lambda: step_of(app_user) >= 2, 240, what="progress moves")
     assert element(app_user, "run-progress").value > 0
     assert "loss" in element(app_user, "run-stats").text
     assert element(app_user, "stop").enabled
 
     app_user.find(marker="stop").click()
-    await eventually(
-        lambda: "stopped" in element(app_user, "run-status").text, "the bar shows stopped"
+    await wait_until_async(
+        lambda: "stopped" in element(app_user, "run-status").text, 240, what="the bar shows stopped"
     )
     stopped_at = step_of(app_user)
     assert 0 < stopped_at < 30
@@ -48,8 +49,8 @@ async def test_start_stop_resume_from_the_page(app_user: User) -> None:
 
     await app_user.open("/")
     app_user.find(marker="resume").click()
-    await eventually(
-        lambda: "completed" in element(app_user, "run-status").text, "the run completes"
+    await wait_until_async(
+        lambda: "completed" in element(app_user, "run-status").text, 240, what="the run completes"
     )
     assert step_of(app_user) == 30
     assert element(app_user, "run-progress").value == 1.0

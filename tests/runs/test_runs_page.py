@@ -13,7 +13,8 @@ from nicegui.testing import User
 
 from app.services.run_service import RunInfo
 
-from .helpers import demo_config, element, eventually, set_config, wait_for
+from ..waiting import wait_until_async
+from .helpers import demo_config, element, set_config, wait_for_run
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def select(user: User, *run_ids: str) -> None:
 async def finished_runs(user: User, *steps: int) -> list[RunInfo]:
     service = user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     runs = [await service.start_run(config=demo_config(n)) for n in steps]
-    return [await wait_for(service, run.id, ("completed",), timeout=60) for run in runs]
+    return [await wait_for_run(service, run.id, ("completed",), timeout=60) for run in runs]
 
 
 async def test_the_queue_is_shown_reordered_and_cancelled(
@@ -56,11 +57,17 @@ async def test_the_queue_is_shown_reordered_and_cancelled(
     await app_user.open("/")
     set_config(app_user, demo_config(10_000))
     app_user.find(marker="start").click()
-    await eventually(lambda: "running" in element(app_user, "run-status").text, "running")
+    await wait_until_async(
+        lambda: "running" in element(app_user, "run-status").text, 240, what="running"
+    )
     app_user.find(marker="start").click()  # a run is active: these two wait
-    await eventually(lambda: "1 queued" in element(app_user, "run-stats").text, "one queued")
+    await wait_until_async(
+        lambda: "1 queued" in element(app_user, "run-stats").text, 240, what="one queued"
+    )
     app_user.find(marker="start").click()
-    await eventually(lambda: "2 queued" in element(app_user, "run-stats").text, "two queued")
+    await wait_until_async(
+        lambda: "2 queued" in element(app_user, "run-stats").text, 240, what="two queued"
+    )
     active, first, second = [r.id for r in sorted(await service.list_runs(), key=_created)]
 
     page, other_tab = more_users(), more_users()
@@ -73,24 +80,26 @@ async def test_the_queue_is_shown_reordered_and_cancelled(
 
     page.find(marker=f"up-{second}").click()  # the person moves the later run first
     for user in (page, other_tab):
-        await eventually(
+        await wait_until_async(
             lambda u=user: [t.split()[1] for t in queue_text(u)] == [second, first],
-            "the new order shows in both tabs",
-            timeout=30,
+            30,
+            what="the new order shows in both tabs",
         )
     assert [r.id for r in await service.queue()] == [second, first]
 
     page.find(marker=f"cancel-{first}").click()
     for user in (page, other_tab):
-        await eventually(
-            lambda u=user: [t.split()[1] for t in queue_text(u)] == [second], "cancelled", 30
+        await wait_until_async(
+            lambda u=user: [t.split()[1] for t in queue_text(u)] == [second], 30, what="cancelled"
         )
-        await eventually(lambda u=user: first not in table_ids(u), "a never-run run is gone", 30)
+        await wait_until_async(
+            lambda u=user: first not in table_ids(u), 30, what="a never-run run is gone"
+        )
 
     await service.stop_run(active)  # the active run ends: the queue's head starts
-    await wait_for(service, second, ("running",), timeout=60)
+    await wait_for_run(service, second, ("running",), timeout=60)
     for user in (page, other_tab):
-        await eventually(lambda u=user: queue_text(u) == [], "the queue is empty", 30)
+        await wait_until_async(lambda u=user: queue_text(u) == [], 30, what="the queue is empty")
         await user.should_see("Nothing is waiting.")
 
 
@@ -137,16 +146,18 @@ async def test_delete_asks_first_and_removes_the_run_and_its_files(
     page.find(marker="delete-runs").click()
     await page.should_see(marker="confirm-delete")
     page.find(marker="confirm-delete-button").click()
-    await eventually(lambda: doomed.id not in table_ids(page), "the row goes", 10)
+    await wait_until_async(lambda: doomed.id not in table_ids(page), 10, what="the row goes")
     assert not Path(doomed.run_dir).exists()
     assert table_ids(page) == [keep.id] and Path(keep.run_dir).is_dir()
-    await eventually(lambda: table_ids(other_tab) == [keep.id], "the other tab follows", 10)
+    await wait_until_async(
+        lambda: table_ids(other_tab) == [keep.id], 10, what="the other tab follows"
+    )
 
 
 async def test_an_active_run_is_not_deleted(app_user: User) -> None:
     service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     run = await service.start_run(config=demo_config(10_000))
-    await wait_for(service, run.id, ("running",), timeout=60)
+    await wait_for_run(service, run.id, ("running",), timeout=60)
     await app_user.open("/runs")
     select(app_user, run.id)
     app_user.find(marker="delete-runs").click()

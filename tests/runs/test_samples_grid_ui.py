@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nicegui import ElementFilter
 from nicegui.testing import User
 from PIL import Image
 
 from tunerdeck_common.events import Event
 
-from .helpers import demo_config, element, eventually, wait_for
+from ..waiting import wait_until_async
+from .helpers import demo_config, element, wait_for_run
 
 PROMPTS = [("", "a red circle"), ("beach", "a dog on a beach")]
 
@@ -42,19 +44,16 @@ def _validation(run_id: str, seq: int, run_dir: Path, step: int) -> Event:
 
 
 def _cells(user: User) -> set[str]:
-    return {
-        m
-        for e in user.find(marker="samples-grid").elements
-        for child in e.descendants()
-        for m in child._markers
-        if m.startswith("grid-cell-")
-    }
+    """The grid's cells by marker, looked for among more rows and steps than these runs make."""
+    candidates = [f"grid-cell-{row}-{step}" for row in range(4) for step in range(9)]
+    with user:
+        return {marker for marker in candidates if any(ElementFilter(marker=marker))}
 
 
 async def test_the_monitor_draws_prompts_by_steps(app_user: User) -> None:
     service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     run = await service.start_run(config=demo_config(2))
-    run = await wait_for(service, run.id, ("completed",))
+    run = await wait_for_run(service, run.id, ("completed",))
     run_dir = Path(run.run_dir)
     seq = run.last_seq
     for step in (0, 2):
@@ -71,10 +70,10 @@ async def test_the_monitor_draws_prompts_by_steps(app_user: User) -> None:
 
     seq += 1
     assert service.ingest(_validation(run.id, seq, run_dir, 4))  # arrives while the page is open
-    await eventually(lambda: "grid-cell-1-4" in _cells(app_user), "a step-4 column", timeout=10)
+    await wait_until_async(lambda: "grid-cell-1-4" in _cells(app_user), 10, what="a step-4 column")
     assert len(app_user.find(marker="validation-image").elements) == 2 * 3
     cell = element(app_user, "grid-cell-1-4")
-    (image,) = [c for c in cell.descendants() if "validation-image" in c._markers]
+    (image,) = app_user.find(marker="validation-image").elements & set(cell.descendants())
     assert image.props["src"].startswith(f"/api/runs/{run.id}/file?path=validation")
 
 
@@ -90,6 +89,6 @@ async def test_a_relative_prompt_library_reaches_the_run_as_validated(
     service = app_user.services.run_service  # type: ignore[attr-defined]  # services attached by the fixture
     config = {**demo_config(2), "user_prompt_library": "prompts.toml", "validation_steps": 1}
     run = await service.start_run(config=config)
-    run = await wait_for(service, run.id, ("completed",))
+    run = await wait_for_run(service, run.id, ("completed",))
     copy = load_config_file(Path(run.run_dir) / "run.toml")
     assert copy["user_prompt_library"] == str(tmp_path / "prompts.toml")

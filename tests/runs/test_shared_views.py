@@ -10,7 +10,8 @@ from collections.abc import Callable
 import pytest
 from nicegui.testing import User
 
-from .helpers import demo_config, element, eventually, set_config, step_of
+from ..waiting import wait_until_async
+from .helpers import demo_config, element, set_config, step_of
 
 
 @pytest.fixture
@@ -35,8 +36,12 @@ async def test_every_tab_sees_the_same_run(app_user: User, more_users: Callable[
     assert element(other_tab, "run-status").text == "Idle: no run yet"
 
     starter.find(marker="start").click()
-    await eventually(lambda: "running" in element(other_tab, "run-status").text, "other tab")
-    await eventually(lambda: step_of(other_tab) >= 3, "progress reaches the other tab")
+    await wait_until_async(
+        lambda: "running" in element(other_tab, "run-status").text, 240, what="other tab"
+    )
+    await wait_until_async(
+        lambda: step_of(other_tab) >= 3, 240, what="progress reaches the other tab"
+    )
     assert element(other_tab, "stop").enabled  # anyone watching may stop it
     run_id = element(starter, "run-status").text.split()[1].rstrip(":")
     assert run_id in element(other_tab, "run-status").text
@@ -45,17 +50,23 @@ async def test_every_tab_sees_the_same_run(app_user: User, more_users: Callable[
     assert element(watcher, "monitor-title").text == f"Run {run_id}"
     assert element(watcher, "monitor-state").text == "running"
     seen = step_of(starter)
-    await eventually(lambda: step_of(starter) > seen, "the starter's bar keeps moving")
-    await eventually(
+    await wait_until_async(
+        lambda: step_of(starter) > seen, 240, what="the starter's bar keeps moving"
+    )
+    await wait_until_async(
         lambda: f"step {step_of(starter)}/" in element(watcher, "monitor-summary").text,
-        "the monitor follows the same steps",
-        timeout=30,
+        30,
+        what="the monitor follows the same steps",
     )
 
     other_tab.find(marker="stop").click()  # stopped from the other tab
     for user in (starter, other_tab):
-        await eventually(lambda u=user: "stopped" in element(u, "run-status").text, "stopped")
-    await eventually(lambda: element(watcher, "monitor-state").text == "stopped", "monitor")
+        await wait_until_async(
+            lambda u=user: "stopped" in element(u, "run-status").text, 240, what="stopped"
+        )
+    await wait_until_async(
+        lambda: element(watcher, "monitor-state").text == "stopped", 240, what="monitor"
+    )
     assert bar_state(starter) == bar_state(other_tab)
     stopped_at = step_of(starter)
     assert f"step {stopped_at}/10000" in element(watcher, "monitor-summary").text

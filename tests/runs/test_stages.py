@@ -12,7 +12,8 @@ from app.pages.run_bar import stage_view
 from trainer.events import EventSink
 from tunerdeck_common.events import StageData, read_events
 
-from .helpers import demo_config, element, eventually, set_config
+from ..waiting import wait_until_async
+from .helpers import demo_config, element, set_config
 
 
 @pytest.fixture
@@ -43,16 +44,24 @@ async def test_the_run_bar_and_monitor_show_the_stage_while_starting(
     set_config(app_user, demo_config(3))
     app_user.find(marker="start").click()
     monitor = more_users()
-    await eventually(lambda: bool(app_user.services.run_service.history.runs), "the run", 10)  # type: ignore[attr-defined]  # services attached by the fixture
+    await wait_until_async(
+        lambda: bool(app_user.services.run_service.history.runs), 10, what="the run"
+    )  # type: ignore[attr-defined]  # services attached by the fixture
     (run_id,) = app_user.services.run_service.history.runs  # type: ignore[attr-defined]  # services attached by the fixture
     await monitor.open(f"/monitor/{run_id}")
-    await eventually(
-        lambda: "caching latents 2/4" in element(app_user, "run-step").text, "a counted stage", 30
+    await wait_until_async(
+        lambda: "caching latents 2/4" in element(app_user, "run-step").text,
+        30,
+        what="a counted stage",
     )
     assert element(app_user, "run-progress").value == 0.5
     assert "step 0" not in element(app_user, "run-step").text
-    await eventually(
-        lambda: "caching latents" in element(monitor, "monitor-summary").text, "monitor stage", 30
+    await wait_until_async(
+        lambda: "caching latents" in element(monitor, "monitor-summary").text,
+        30,
+        what="monitor stage",
     )
-    await eventually(lambda: "completed" in element(app_user, "run-status").text, "done", 60)
+    await wait_until_async(
+        lambda: "completed" in element(app_user, "run-status").text, 60, what="done"
+    )
     assert element(app_user, "run-step").text == "step 3/3"  # the stage gives way to steps

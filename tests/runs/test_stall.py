@@ -15,7 +15,8 @@ from nicegui.testing import User
 from app.services.event_bus import EventBus
 from app.services.stall import STALL_PREFIX, StallClock, StallWatch
 
-from .helpers import demo_config, eventually, wait_for
+from ..waiting import wait_until_async
+from .helpers import demo_config, wait_for_run
 
 
 def test_the_clock_reports_a_stall_once_and_rearms_on_the_next_step() -> None:
@@ -61,17 +62,17 @@ async def test_a_trainer_that_stops_emitting_gets_a_stalled_banner(app_user: Use
     service = services.run_service
     watch = StallWatch(services.event_bus, service, StallClock(factor=10, min_wait_s=1))
     run = await service.start_run(config=demo_config(20))
-    await wait_for(service, run.id, ("running",), timeout=60, step_at_least=4)
+    await wait_for_run(service, run.id, ("running",), timeout=60, step_at_least=4)
     await app_user.open(f"/monitor/{run.id}")
     notes: list[str] = []
 
     async def noticed() -> bool:
         notes.extend(await watch.check(time.time()))
+        if not notes:
+            await app_user.should_see(marker="monitor-title")  # lets the page's timers run
         return bool(notes)
 
-    deadline = time.monotonic() + 30
-    while not await noticed() and time.monotonic() < deadline:
-        await app_user.should_see(marker="monitor-title")  # lets the page's timers run
+    await wait_until_async(noticed, 30, what="the stall watch to notice the silence")
     assert notes and "after step 4" in notes[0] and "stuck in a collective op" in notes[0]
 
     def banner() -> bool:
@@ -80,7 +81,7 @@ async def test_a_trainer_that_stops_emitting_gets_a_stalled_banner(app_user: Use
         except AssertionError:  # not on the page yet
             return False
 
-    await eventually(banner, "the stalled banner", 30)
+    await wait_until_async(banner, 30, what="the stalled banner")
     log = (Path(run.run_dir) / "trainer.log").read_text()
     assert STALL_PREFIX in log  # kept in the run's history
     watch.stop()

@@ -5,16 +5,17 @@ queue runs two runs one after the other."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from pathlib import Path
 
 import pytest
 
+from app.services.run_launch import process_matches
 from app.services.run_service import RunError
 
-from .helpers import ServiceFactory, demo_config, wait_for
+from ..waiting import wait_until_async
+from .helpers import ServiceFactory, demo_config, wait_for_run
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +29,10 @@ async def test_stop_saves_a_checkpoint_and_resume_continues_at_the_next_step(
 ) -> None:
     service = make_service()
     run = await service.start_run(config=demo_config(30))
-    await wait_for(service, run.id, ("running",), step_at_least=1)
+    await wait_for_run(service, run.id, ("running",), step_at_least=1)
     stopping = await service.stop_run(run.id)
     assert stopping.state == "stopping"
-    stopped = await wait_for(service, run.id, ("stopped",))
+    stopped = await wait_for_run(service, run.id, ("stopped",))
     assert stopped.has_checkpoint and stopped.can_resume
     detail = await service.get_detail(run.id)
     assert detail.checkpoints[-1].step == stopped.step
@@ -39,7 +40,7 @@ async def test_stop_saves_a_checkpoint_and_resume_continues_at_the_next_step(
     assert stopped.step < 30
 
     await service.resume_run(run.id)
-    done = await wait_for(service, run.id, ("completed",))
+    done = await wait_for_run(service, run.id, ("completed",))
     assert done.step == 30
     events = await service.events_after(run.id, 0)
     assert seqs_of(events) == list(range(1, len(events) + 1))
@@ -52,9 +53,9 @@ async def test_a_sigkilled_trainer_is_reported_failed_with_its_log_tail(
 ) -> None:
     service = make_service()
     run = await service.start_run(config=demo_config(100_000))
-    await wait_for(service, run.id, ("running",), step_at_least=1)
+    await wait_for_run(service, run.id, ("running",), step_at_least=1)
     os.kill(service.processes.running[run.id].pid, signal.SIGKILL)
-    failed = await wait_for(service, run.id, ("failed",))
+    failed = await wait_for_run(service, run.id, ("failed",))
     assert failed.exit_code == -signal.SIGKILL
     assert "SIGKILL" in failed.message
     assert failed.log_tail, "the last log lines are kept"
@@ -71,16 +72,20 @@ async def test_a_restarted_server_reattaches_a_live_run_with_no_seq_gap(
 ) -> None:
     first = make_service()
     run = await first.start_run(config=demo_config(30))
-    await wait_for(first, run.id, ("running",), step_at_least=1)
+    watched = await wait_for_run(first, run.id, ("running",), step_at_least=1)
     await first.shutdown()  # the app goes away; the trainer runs on
-    await asyncio.sleep(1.0)
+    events = Path(watched.run_dir) / "events.jsonl"
+    await wait_until_async(
+        lambda: len(events.read_text().splitlines()) > watched.last_seq + 2,
+        what="events written while no server watches",
+    )
 
     second = make_service()
     seen: list[int] = []
     second.bus.listen(lambda item: seen.append(item.seq) if hasattr(item, "seq") else None)
     again = await second.get_run(run.id)
     assert again.state in ("running", "starting", "completed")
-    done = await wait_for(second, run.id, ("completed",))
+    done = await wait_for_run(second, run.id, ("completed",))
     assert done.step == 30
     assert seen == list(range(1, done.last_seq + 1))  # every event once, none missing
 
@@ -90,11 +95,11 @@ async def test_a_run_that_died_while_the_server_was_down_is_marked_failed(
 ) -> None:
     first = make_service()
     run = await first.start_run(config=demo_config(100_000))
-    await wait_for(first, run.id, ("running",), step_at_least=1)
+    await wait_for_run(first, run.id, ("running",), step_at_least=1)
     pid = first.processes.running[run.id].pid
     await first.shutdown()
     os.killpg(pid, signal.SIGKILL)
-    await asyncio.sleep(0.5)
+    await wait_until_async(lambda: not process_matches(pid, None), what="the trainer to die")
 
     second = make_service()
     dead = await second.get_run(run.id)
@@ -113,8 +118,8 @@ async def test_the_queue_runs_two_runs_one_after_the_other(make_service: Service
     await service.cancel_queued(c.id)  # never started: gone
     with pytest.raises(RunError):
         await service.get_run(c.id)
-    done_a = await wait_for(service, a.id, ("completed",))
-    done_b = await wait_for(service, b.id, ("completed",))
+    done_a = await wait_for_run(service, a.id, ("completed",))
+    done_b = await wait_for_run(service, b.id, ("completed",))
     assert done_b.started_at is not None and done_a.ended_at is not None
     assert done_b.started_at >= done_a.ended_at - 1.0
     assert Path(done_b.run_dir, "checkpoints").is_dir()

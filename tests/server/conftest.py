@@ -18,12 +18,9 @@ from .helpers import MemoryRuns, served
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("TUNERDECK_HOME", str(home))
-    monkeypatch.setenv("TUNERDECK_WEB_UI_CONFIG", str(tmp_path / "webui.json"))
-    return home
+def home(tunerdeck_home: Path) -> Path:
+    """The test's private data dir (tests/conftest.py), by its short name."""
+    return tunerdeck_home
 
 
 @pytest.fixture

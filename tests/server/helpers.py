@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from app.services.run_service import RunError, RunInfo
 from tunerdeck_common.events import Event
 
 from ..demo_run import demo_config  # noqa: F401  (re-exported)
+from ..waiting import wait_until, wait_until_async
 
 
 def progress(run_id: str, seq: int, ts: float | None = None) -> Event:
@@ -76,28 +78,20 @@ class MemoryRuns:
     async def shutdown(self) -> None:
         pass
 
-    def _info(self, run_id: str) -> RunInfo:
+    def info_of(self, run_id: str) -> RunInfo:
         if run_id not in self.events:
             raise RunError(f"No run {run_id!r}.", 404)
         return RunInfo(id=run_id, state="running", run_dir="/nonexistent", created_at=0.0)
 
     async def list_runs(self) -> list[RunInfo]:
-        return [self._info(r) for r in self.events]
+        return [self.info_of(r) for r in self.events]
 
     async def get_run(self, run_id: str) -> RunInfo:
-        return self._info(run_id)
+        return self.info_of(run_id)
 
     async def events_after(self, run_id: str, seq: int = 0) -> list[Event]:
-        self._info(run_id)
+        self.info_of(run_id)
         return [e for e in self.events[run_id] if e.seq > seq]
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.05)
 
 
 def free_port() -> int:
@@ -108,13 +102,17 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def served(app: FastAPI) -> AsyncIterator[str]:
-    """`app` on a loopback port in this event loop; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    """`app` on a loopback port in this event loop (port 0: the OS picks a free one, read back
+    from the listening socket); yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # uvicorn in a thread: no signal handlers
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
+    await wait_until_async(
+        lambda: server.started or task.done(), timeout=30, what="the test server to listen"
+    )
+    if task.done():
+        task.result()  # it failed to start: show why
+    port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -180,20 +178,59 @@ async def collect(
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def wait_answering(
+    proc: subprocess.Popen[Any],
+    url: str,
+    timeout: float = 120.0,
+    output: Callable[[], str] | None = None,
+) -> None:
+    """Until GET `url` gets any HTTP answer; fails at once, with the output, if `proc` exits."""
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            text = output() if output else (proc.stdout.read() if proc.stdout else "")
+            raise AssertionError(f"server exited at start:\n{text}")
+        try:
+            httpx.get(url, timeout=1)
+        except httpx.HTTPError:
+            return False
+        return True
+
+    wait_until(answers, timeout, what=f"{url} to answer", detail=output)
+
+
+TRAINER_ANNOUNCEMENT = re.compile(rb"tunerdeck trainer server at http://\S+:(\d+)/")
+
+
+def announced_port(output: bytes) -> int | None:
+    """The port a trainer-mode server printed it listens on (it binds before printing)."""
+    found = TRAINER_ANNOUNCEMENT.search(output)
+    return int(found.group(1)) if found else None
+
+
 class ServerProcess:
-    """`python -m app ARGS --port P` as a subprocess with its own data dir; output goes to a
-    log file (shown when it fails to start). Can be stopped and started again on the port."""
+    """`python -m app ARGS` as a subprocess with its own data dir; output goes to a log file
+    (shown when it fails to start). Can be stopped and started again on the same port.
+
+    A trainer-mode server is started with `--port 0` and its URL read from the line it prints
+    (the port it bound). NiceGUI's modes cannot bind port 0 (`ui.run` turns 0 into 8080), so
+    those get a port found free just before.
+    """
 
     def __init__(self, args: list[str], home: Path, *, ready_path: str = "/api/runs") -> None:
         self.args = args
         self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.ready_path = ready_path
-        self.log_path = home / f"server-{self.port}.log"
+        self.log_path = home / "server.log"
+        self.port: int | None = None  # known once started; kept for a restart
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, attempts: int = 600) -> None:
+    @property
+    def url(self) -> str:
+        assert self.port is not None, "start the server first"
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         env = {
             # NiceGUI treats a process with this variable as its own test harness.
@@ -201,23 +238,30 @@ class ServerProcess:
             "TUNERDECK_HOME": str(self.home),
             "TUNERDECK_WEB_UI_CONFIG": str(self.home / "webui.json"),
         }
+        port = self.port
+        if port is None:
+            trainer_mode = "--mode" in self.args and "trainer" in self.args
+            port = 0 if trainer_mode else free_port()
+        started_at = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log_file:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app", *self.args, "--port", str(self.port)],
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "app", *self.args, "--port", str(port)],
                 cwd=ROOT,
                 env=env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
-        for _ in range(attempts):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited at start:\n{self.output()}")
-            try:
-                httpx.get(self.url + self.ready_path, timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError(f"server never answered:\n{self.output()}")
+        self.proc = proc
+
+        def bound() -> int | None:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited at start:\n{self.output()}")
+            return announced_port(self.log_path.read_bytes()[started_at:])
+
+        self.port = port or wait_until(
+            bound, timeout, what="the server to print its URL", detail=self.output
+        )
+        wait_answering(proc, self.url + self.ready_path, timeout, output=self.output)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]

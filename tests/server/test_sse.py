@@ -9,9 +9,10 @@ import httpx
 import pytest
 
 from app.routes import sse
-from app.services.event_bus import EventBus, LogLine
+from app.services.event_bus import LogLine
 
-from .helpers import MemoryRuns, SSEMessage, collect, progress, sse_messages, wait_for
+from ..waiting import wait_until_async
+from .helpers import MemoryRuns, SSEMessage, collect, progress, sse_messages
 
 
 async def test_run_stream_sends_history_then_live_events_with_seq_ids(
@@ -125,7 +126,6 @@ async def test_slow_client_is_cut_off_with_a_reason_and_can_resume(
             # The client stops reading while 200 events pour in (bus queue holds 50).
             for seq in range(2, 202):
                 memory_runs.emit(progress("r1", seq))
-            await asyncio.sleep(0)
             rest = [m async for m in messages if m.event != "comment"]
         cutoff = rest[-1]
         assert cutoff.event == "cutoff"
@@ -147,13 +147,17 @@ async def test_all_runs_stream_carries_output_lines_only_when_asked(
         url = f"{stream_url}/api/events/stream{query}"
         async with httpx.AsyncClient(timeout=10) as client:
             reader = asyncio.create_task(collect(client, url, count))
-            await wait_for(lambda: len(bus._subscriptions) == 1, timeout=10)  # subscribed
+            await wait_until_async(
+                lambda: len(bus.subscriptions) == 1, timeout=10, what="the stream to subscribe"
+            )
             bus.publish_line(LogLine("r1", "step 1: loss 0.5", ts=100.0))
             memory_runs.emit(progress("r1", first_seq))
             bus.publish_line(LogLine("r1", "step 2: loss 0.4", ts=101.0))
             memory_runs.emit(progress("r1", first_seq + 1))
             got = await reader
-        await wait_for(lambda: not bus._subscriptions, timeout=10)
+        await wait_until_async(
+            lambda: not bus.subscriptions, timeout=10, what="the stream to unsubscribe"
+        )
         return got
 
     with_lines = await read("?logs=true", 4, 1)
@@ -176,7 +180,11 @@ async def test_all_runs_resume_follows_delivery_order_not_timestamps(
     url = f"{stream_url}/api/events/stream"
     async with httpx.AsyncClient(timeout=10) as client:
         reader = asyncio.create_task(collect(client, url, 3))
-        await wait_for(lambda: len(memory_runs.bus._subscriptions) == 1, timeout=10)
+        await wait_until_async(
+            lambda: len(memory_runs.bus.subscriptions) == 1,
+            timeout=10,
+            what="the stream to subscribe",
+        )
         memory_runs.emit(progress("a", 1, ts=10.0))
         memory_runs.emit(progress("b", 1, ts=30.0))
         memory_runs.emit(progress("a", 2, ts=20.0))
@@ -191,14 +199,20 @@ async def test_all_runs_resume_follows_delivery_order_not_timestamps(
 
 
 async def test_a_stream_too_far_behind_on_output_lines_is_cut_off_with_a_reason(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, stream_url: str, memory_runs: MemoryRuns
 ) -> None:
     monkeypatch.setattr(sse, "LINES_QUEUE", 2)
-    bus = EventBus()
-    sub = bus.subscribe(None)
-    lines = sse._Lines(bus, sub)
-    for n in range(3):  # nobody reads: the third line does not fit
-        bus.publish_line(LogLine("r1", f"line {n}"))
-    assert sub.reason is not None and "output lines behind" in sub.reason
-    got = [item async for item in sse._merged(sub, lines)]  # ends: the stream is cut off
-    assert all(isinstance(item, LogLine) for item in got)
+    memory_runs.add_run("r1")
+    bus = memory_runs.bus
+    url = f"{stream_url}/api/events/stream?logs=true"
+    async with httpx.AsyncClient(timeout=10) as client:
+        reader = asyncio.create_task(collect(client, url, 10))
+        await wait_until_async(
+            lambda: len(bus.subscriptions) == 1, timeout=10, what="the stream to subscribe"
+        )
+        for n in range(3):  # no await in between: the third line does not fit
+            bus.publish_line(LogLine("r1", f"line {n}"))
+        got = await reader  # ends: the stream is cut off
+    assert got[-1].event == "cutoff"
+    assert "output lines behind" in got[-1].json()["reason"]
+    assert all(m.event == "log" for m in got[:-1])

@@ -13,7 +13,8 @@ from app.services.event_bus import EventBus
 from app.trainer_server import build_trainer_app
 from tunerdeck_common.events import Event
 
-from .helpers import MemoryRuns, served, wait_for
+from ..waiting import wait_until_async
+from .helpers import MemoryRuns, served
 
 
 async def test_a_stream_nobody_reads_is_cut_off_at_its_own_bound(services: Services) -> None:
@@ -30,14 +31,18 @@ async def test_a_stream_nobody_reads_is_cut_off_at_its_own_bound(services: Servi
         stuck.setblocking(False)
         await asyncio.get_running_loop().sock_connect(stuck, ("127.0.0.1", port))
         stuck.send(b"GET /api/runs/r1/stream HTTP/1.1\r\nHost: test\r\n\r\n")
-        await wait_for(lambda: len(bus._subscriptions) == 1, timeout=10)
-        (subscription,) = bus._subscriptions
+        await wait_until_async(
+            lambda: len(bus.subscriptions) == 1, timeout=10, what="the stuck client's stream"
+        )
+        (subscription,) = bus.subscriptions
         text = "x" * 20_000  # the socket's buffers fill long before the bound
         for seq in range(1, 3 * sse.EVENTS_QUEUE):
             runs.emit(Event(run_id="r1", seq=seq, ts=0.0, type="log", data={"message": text}))
             if seq % 500 == 0:
-                await asyncio.sleep(0.01)  # let the stream write what the socket takes
+                # Part of the scenario, not a wait: the producer pauses so the stream writes
+                # what the stuck socket still takes.
+                await asyncio.sleep(0.01)
         assert subscription.reason is not None and "behind" in subscription.reason
         assert subscription.queue.qsize() <= sse.EVENTS_QUEUE + 1
-        assert not bus._subscriptions
+        assert not bus.subscriptions
         stuck.close()

@@ -3,17 +3,15 @@ runs API, the streams and an OpenAPI schema."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .helpers import free_port
+from .helpers import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,29 +31,12 @@ def test_trainer_server_module_does_not_import_nicegui() -> None:
 
 @pytest.fixture
 def trainer_server(home: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "--mode", "trainer", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "TUNERDECK_HOME": str(home)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(["--mode", "trainer"], home, ready_path="/api/server")
+    server.start()
     try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                pytest.fail(f"trainer server exited: {proc.stdout.read() if proc.stdout else ''}")
-            try:
-                httpx.get(f"{url}/api/server", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield url
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        server.stop()
 
 
 def test_trainer_mode_serves_the_api_without_nicegui(trainer_server: str) -> None:

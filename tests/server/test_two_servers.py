@@ -17,13 +17,17 @@ from typing import Any
 import httpx
 import pytest
 
-from .helpers import ServerProcess, SSEMessage, demo_config, sse_messages, wait_for
+from ..conftest import link_shared_models
+from ..waiting import wait_until_async
+from .helpers import ServerProcess, SSEMessage, demo_config, sse_messages
 
 STEPS = 20
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+def servers(tmp_path: Path, shared_models: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    (tmp_path / "trainer-home").mkdir()
+    link_shared_models(tmp_path / "trainer-home", shared_models)  # one demo model a session
     trainer = ServerProcess(
         ["--mode", "trainer"], tmp_path / "trainer-home", ready_path="/api/server"
     )
@@ -82,16 +86,14 @@ async def run_state(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
 async def wait_state(client: httpx.AsyncClient, run_id: str, state: str) -> dict[str, Any]:
     info: dict[str, Any] = {}
 
-    async def poll() -> bool:
+    async def reached() -> dict[str, Any] | None:
         nonlocal info
         info = await run_state(client, run_id)
-        return info["state"] == state
+        return info if info["state"] == state else None
 
-    for _ in range(1200):
-        if await poll():
-            return info
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"run {run_id} never became {state}; last: {info}")
+    return await wait_until_async(
+        reached, 240, what=f"run {run_id} to become {state}", detail=lambda: f"last: {info}"
+    )
 
 
 async def test_demo_run_driven_from_the_webui_server(
@@ -115,7 +117,9 @@ async def test_demo_run_driven_from_the_webui_server(
         def progress_steps() -> list[int]:
             return [e["data"]["step"] for e in events_of(stream, run_id) if e["type"] == "progress"]
 
-        await wait_for(lambda: len(progress_steps()) >= 3, timeout=180)
+        await wait_until_async(
+            lambda: len(progress_steps()) >= 3, timeout=180, what="3 progress events"
+        )
 
         # Stop: the trainer finishes its step, checkpoints and says "stopped".
         stopping = await client.post(f"/api/runs/{run_id}/stop")
@@ -124,7 +128,10 @@ async def test_demo_run_driven_from_the_webui_server(
         assert stopped["has_checkpoint"] and stopped["can_resume"]
         stop_step = stopped["step"]
         assert 3 <= stop_step < STEPS, "the run ended before the stop: make it longer"
-        await wait_for(lambda: "stopped" in lifecycle_states(events_of(stream, run_id)))
+        await wait_until_async(
+            lambda: "stopped" in lifecycle_states(events_of(stream, run_id)),
+            what="the stopped event on the stream",
+        )
         checkpoints = [e for e in events_of(stream, run_id) if e["type"] == "checkpoint"]
         assert checkpoints and checkpoints[-1]["data"]["step"] == stop_step
 
@@ -136,14 +143,19 @@ async def test_demo_run_driven_from_the_webui_server(
                 if m.event == "log" and m.json()["run_id"] == run_id
             ]
 
-        await wait_for(lambda: any("SIGTERM received" in t for t in output_lines()))
+        await wait_until_async(
+            lambda: any("SIGTERM received" in t for t in output_lines()),
+            what="the trainer's SIGTERM output line",
+        )
         assert all(m.id is None for m in stream if m.event == "log")
 
         # Resume: it continues at the next step and runs to the end.
         resumed = await client.post(f"/api/runs/{run_id}/resume")
         assert resumed.status_code == 200, resumed.text
-        await wait_for(
-            lambda: "completed" in lifecycle_states(events_of(stream, run_id)), timeout=240
+        await wait_until_async(
+            lambda: "completed" in lifecycle_states(events_of(stream, run_id)),
+            timeout=240,
+            what="the completed event on the stream",
         )
         steps = progress_steps()
         after_stop = steps[steps.index(stop_step) + 1]

@@ -7,33 +7,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .helpers import free_port
+from .helpers import free_port, wait_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "unified-test-token"
 
 
-def wait_up(proc: subprocess.Popen[str], url: str) -> None:
-    for _ in range(600):
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    pytest.fail(f"{url} never answered")
-
-
 @pytest.fixture
-def unified(home: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def unified() -> Iterator[tuple[str, str]]:
+    # NiceGUI cannot bind port 0 (`ui.run` turns it into 8080): ports found free just before.
     port, callback_port = free_port(), free_port()
     proc = subprocess.Popen(
         [
@@ -52,20 +40,17 @@ def unified(home: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
             "127.0.0.1",
         ],
         cwd=ROOT,
-        env={
-            # NiceGUI treats a process with this variable as its own test harness.
-            **{k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
-            "TUNERDECK_HOME": str(home),
-            "TUNERDECK_WEB_UI_CONFIG": str(tmp_path / "webui.json"),
-        },
+        # The test's data dir (tests/conftest.py); NiceGUI treats a process with
+        # PYTEST_CURRENT_TEST as its own test harness.
+        env={k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     url, callbacks = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{callback_port}"
     try:
-        wait_up(proc, f"{url}/login")
-        wait_up(proc, f"{callbacks}/callbacks")
+        wait_answering(proc, f"{url}/login")
+        wait_answering(proc, f"{callbacks}/callbacks")
         yield url, callbacks
     finally:
         proc.terminate()

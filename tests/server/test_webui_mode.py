@@ -16,11 +16,14 @@ from app.services.remote_run_service import RemoteRunService
 from app.services.run_service import RunError
 from tunerdeck_common.events import Event
 
-from .helpers import ServerProcess, demo_config, wait_for
+from ..conftest import link_shared_models
+from ..waiting import wait_until_async
+from .helpers import ServerProcess, demo_config
 
 
 @pytest.fixture
-def trainer(home: Path) -> Iterator[ServerProcess]:
+def trainer(home: Path, shared_models: Path) -> Iterator[ServerProcess]:
+    link_shared_models(home, shared_models)  # the demo model is generated once per session
     server = ServerProcess(["--mode", "trainer"], home, ready_path="/api/server")
     server.start()
     try:
@@ -47,26 +50,32 @@ async def test_remote_run_mirrors_events_across_a_trainer_server_restart(
     remote = RemoteRunService(bus, trainer.url)
     await remote.ensure_started()
     try:
-        await wait_for(lambda: remote.reachable)
+        await wait_until_async(lambda: remote.reachable, what="the trainer server reachable")
         run = await remote.start_run(config=demo_config(40))
         assert run.id in [r.id for r in await remote.list_runs()]
 
         def progressed() -> int:
             return sum(1 for e in received if e.run_id == run.id and e.type == "progress")
 
-        await wait_for(lambda: progressed() >= 2)
+        await wait_until_async(lambda: progressed() >= 2, 240, what="2 progress events")
 
         # The trainer server goes away mid-run: the mirror says so, then catches up.
         trainer.stop()
-        await wait_for(lambda: not remote.reachable, timeout=20)
+        await wait_until_async(
+            lambda: not remote.reachable, timeout=20, what="the mirror to notice the server gone"
+        )
         assert "unreachable" in remote.status_message
         with pytest.raises(RunError) as refused:
             await remote.get_run(run.id)
         assert refused.value.status == 503
         killed_before_end = not ended(received, run.id)
         trainer.start()
-        await wait_for(lambda: remote.reachable, timeout=30)
-        await wait_for(lambda: ended(received, run.id), timeout=90)
+        await wait_until_async(
+            lambda: remote.reachable, timeout=30, what="the restarted server reachable"
+        )
+        await wait_until_async(
+            lambda: ended(received, run.id), timeout=90, what="the run's end event"
+        )
 
         mine = [e.seq for e in received if e.run_id == run.id]
         counts = Counter(mine)

@@ -1,5 +1,6 @@
-"""Shared fixtures for trainer tests: a private TUNERDECK_HOME (demo model generated once per
-session), tiny SD 1.x / SDXL pipelines, small image folders, and config helpers."""
+"""Shared fixtures for trainer tests: each test's private data dir (tests/conftest.py) has the
+session's models folder (the demo model is generated once), tiny SD 1.x / SDXL pipelines,
+small image folders, and config helpers."""
 
 from __future__ import annotations
 
@@ -12,26 +13,25 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from tests.conftest import link_shared_models
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def tunerdeck_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("tunerdeck_home")
-    old = os.environ.get("TUNERDECK_HOME")
-    os.environ["TUNERDECK_HOME"] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop("TUNERDECK_HOME", None)
-    else:
-        os.environ["TUNERDECK_HOME"] = old
+@pytest.fixture(autouse=True)
+def models_shared(tunerdeck_home: Path, shared_models: Path) -> None:
+    """Runs naming the demo model find the session's copy instead of generating their own."""
+    link_shared_models(tunerdeck_home, shared_models)
 
 
 @pytest.fixture(scope="session")
-def demo_model(tunerdeck_home: Path) -> Path:
+def demo_model(shared_models: Path) -> Path:
+    """Generated once, into the session's models folder (session fixtures see session_home)."""
     from trainer.demo_model import ensure_demo_model
 
-    return ensure_demo_model()
+    path = ensure_demo_model()
+    assert path.parent == shared_models
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -25,16 +25,22 @@ def test_a_full_disk_is_refused_before_training(
     assert not (run / "events.jsonl").exists() and not (run / "reproducibility.json").exists()
 
 
-def test_enough_room_passes_the_check(tmp_path: Path) -> None:
-    values = {
+def test_enough_room_passes_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # This disk's real free space: a small run goes on to training (stopped at its door).
+    started: list[object] = []
+    monkeypatch.setattr("trainer.loop.train", lambda cfg, **_: started.append(cfg) or 0)
+    args = {
         "output_dir": str(tmp_path / "run"),
-        "pretrained_model_name_or_path": "",
         "model_family": "demo",
         "model_type": "lora",
-        "lora_rank": 4,
+        "lora_rank": "4",
         "optimizer": "adamw",
-        "max_train_steps": 60,
-        "checkpointing_steps": 100,
-        "checkpoints_total_limit": 3,
+        "max_train_steps": "60",
+        "checkpointing_steps": "100",
+        "checkpoints_total_limit": "3",
     }
-    assert cli._disk_problem(values) is None
+    rc = cli.main([part for name, value in args.items() for part in (f"--{name}", value)])
+    assert "disk space" not in capsys.readouterr().err
+    assert rc == 0 and len(started) == 1

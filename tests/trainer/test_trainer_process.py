@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.trainer.conftest import PYTHON, REPO, losses, read_events, states, trainer_env
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -27,15 +28,21 @@ def _start(args: list[str], launcher: list[str] | None = None) -> subprocess.Pop
     )
 
 
-def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
+def _wait_while_running(predicate: Callable[[], bool], proc: subprocess.Popen, what: str) -> None:
+    """wait_until, failing at once with the trainer's output if it exits first."""
+
+    def check() -> bool:
+        if predicate():
+            return True
         if proc.poll() is not None:
             raise AssertionError(f"trainer exited early ({proc.returncode}):\n{proc.stdout.read()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("timed out waiting for the trainer")
-        time.sleep(0.02)
+        return False
+
+    try:
+        wait_until(check, 120, what=what, interval=0.02)
+    except AssertionError:
+        proc.kill()
+        raise
 
 
 def _progress_seen(out: Path) -> bool:
@@ -96,7 +103,7 @@ def test_sigterm_finishes_the_step_checkpoints_and_stops(tmp_path: Path) -> None
         "0",
     ]
     proc = _start(args)
-    _wait_for(lambda: _progress_seen(out), proc)
+    _wait_while_running(lambda: _progress_seen(out), proc, "a progress event")
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, output
@@ -142,7 +149,9 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tmp_path: Path
             n.startswith("checkpoint-") for n in names
         )
 
-    _wait_for(writing_after_a_complete_one, proc)
+    _wait_while_running(
+        writing_after_a_complete_one, proc, "a checkpoint being written after a complete one"
+    )
     proc.kill()
     proc.communicate(timeout=60)
     from trainer.checkpoints import list_checkpoints

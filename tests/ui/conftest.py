@@ -5,6 +5,7 @@ Every test gets its own data dir, preferences file and configs folder.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -18,12 +19,10 @@ from tests.page_probe import record_trainer_pages  # noqa: F401  (autouse)
 
 
 @pytest.fixture
-def ui_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    home = tmp_path / "home"
-    monkeypatch.setenv("TUNERDECK_HOME", str(home))
-    prefs = tmp_path / "webui.json"
-    monkeypatch.setenv("TUNERDECK_WEB_UI_CONFIG", str(prefs))
-    return {"home": home, "prefs": prefs, "configs": home / "configs"}
+def ui_paths(tunerdeck_home: Path) -> dict[str, Path]:
+    """Where the test's private data dir (tests/conftest.py) keeps what the pages write."""
+    prefs = Path(os.environ["TUNERDECK_WEB_UI_CONFIG"])
+    return {"home": tunerdeck_home, "prefs": prefs, "configs": tunerdeck_home / "configs"}
 
 
 @pytest.fixture

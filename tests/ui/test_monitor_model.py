@@ -23,12 +23,11 @@ def curve(model: MonitorModel, name: str) -> list[list[float]]:
     return next(s["data"] for s in model.loss_series() if s["name"] == name)
 
 
-def test_events_already_loaded_are_counted_but_not_drawn_twice() -> None:
+def test_events_already_loaded_are_not_drawn_twice() -> None:
     model = MonitorModel(smoothing=0.0)
     model.chart.reset([(1, 1.0, 1e-4), (2, 0.5, 1e-4)])
     model.load(last_seq=2, evals=[EvalPoint(step=2, loss=0.9)])
     changes = model.fold([progress(2, 2, 0.5), progress(3, 3, 0.25)])
-    assert model.events_seen == 2 and model.last_seq == 3
     assert curve(model, "loss") == [[1, 1.0], [2, 0.5], [3, 0.25]]
     assert changes.charts and changes.latest == progress(3, 3, 0.25).data
     assert curve(model, "eval loss") == [[2, 0.9]]  # from the detail
@@ -86,4 +85,3 @@ def test_lifecycle_errors_stages_alerts_and_output_lines() -> None:
     ]
     assert [a["kind"] for a in changes.alerts] == ["nan", "stalled"]
     assert changes.ask_service and changes.checkpoints and changes.gallery
-    assert model.events_seen == 6  # output lines are not events

@@ -36,8 +36,6 @@ print('HEAVY=' + ','.join(heavy))
 def test_rendering_the_page_imports_no_torch(tmp_path: Path) -> None:
     env = {
         **os.environ,
-        "TUNERDECK_HOME": str(tmp_path / "home"),
-        "TUNERDECK_WEB_UI_CONFIG": str(tmp_path / "webui.json"),
         "NICEGUI_STORAGE_PATH": str(tmp_path / "storage"),
     }
     result = subprocess.run(

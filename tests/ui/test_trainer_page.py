@@ -53,7 +53,7 @@ async def test_only_changed_elements_are_updated(trainer_user: User) -> None:
     page.fields.apply_states = counting  # type: ignore[method-assign]  # counted from outside
     choose(trainer_user, "field-model_type", "full")
     lora_rows = [n for n in page.fields.controls if n.startswith("lora_")]
-    assert lora_rows and not any(page.fields.controls[n].row.visible for n in lora_rows)
+    assert lora_rows and not any(page.fields.controls[n].shown for n in lora_rows)
     # Every update is a field row or section that really changed, nothing more.
     assert 0 < counts[-1] <= len(page.fields.controls) + len(page.fields.sections)
     trainer_user.find(marker="tab-training").click()

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 TEXT_ENCODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 LORA_INIT = {"default": True, "gaussian": "gaussian", "pissa": "pissa"}
@@ -46,6 +49,16 @@ def local_first(load: Any, path: str, kwargs: Mapping[str, Any], **extra: Any) -
 
 def from_pretrained(cls: Any, path: str, kwargs: Mapping[str, Any], **extra: Any) -> Any:
     return local_first(cls.from_pretrained, path, kwargs, **extra)
+
+
+def t5_tokenizer_class() -> type[PreTrainedTokenizerBase]:
+    """transformers' T5 tokenizer read from tokenizer.json (no sentencepiece): T5TokenizerFast
+    in transformers 4; transformers 5 keeps that name as an alias of its T5Tokenizer."""
+    import transformers
+
+    tokenizer: type[PreTrainedTokenizerBase]
+    tokenizer = transformers.T5TokenizerFast  # type: ignore[attr-defined]  # not in 5's stubs
+    return tokenizer
 
 
 def resolve_model_path(cfg: Mapping[str, Any]) -> str:

@@ -358,20 +358,21 @@ class FlowFamily(Family):
 
             name_of = flow_name_of(self.denoiser_name)
             return write_lycoris_file(self.cfg, self, parts, file, dtype, name_of)
+        initial: Sequence[dict[str, torch.Tensor] | None]
         initial = self.initial_adapters or [None] * len(parts)
         kwargs: dict[str, Any] = {}
+        plain: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
         for (name, module), init in zip(parts.items(), initial, strict=True):
             # peft key names, as the Flux/SD3 loaders read them (the UNet loaders' older
             # names would be mistaken for another layout).
             state, meta = plain_lora(module, init)
-            kwargs[f"{name}_lora_layers"] = {
-                k: v.to("cpu", dtype).contiguous() for k, v in state.items()
-            }
+            saved = {k: v.to("cpu", dtype).contiguous() for k, v in state.items()}
+            kwargs[f"{name}_lora_layers"] = saved
             kwargs[f"{name}_lora_adapter_metadata"] = meta
+            plain[name] = (saved, meta)
         self.pipeline_class.save_lora_weights(
             str(file.parent), weight_name=file.name, safe_serialization=True, **kwargs
         )
-        plain = {name: (None, kwargs[f"{name}_lora_adapter_metadata"]) for name in parts}
         add_file_metadata(file, lora_metadata(self.cfg, self, plain, "diffusers", file.stem))
         return file
 

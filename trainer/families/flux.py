@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from trainer.families._parts import TextEncoderUse
+from trainer.families._parts import TextEncoderUse, t5_tokenizer_class
 from trainer.families.base import Noised, load_kwargs, local_first
 from trainer.families.flow import FlowFamily
 
@@ -33,7 +33,7 @@ class Flux(FlowFamily):
     @classmethod
     def load(cls, cfg: Mapping[str, Any], path: str) -> Flux:
         import diffusers
-        from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
+        from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel
 
         cls.check_folder(cfg, path)
         kw, tok_kw = load_kwargs(cfg)
@@ -62,7 +62,9 @@ class Flux(FlowFamily):
             ],
             tokenizers=[
                 local_first(CLIPTokenizer.from_pretrained, path, tok_kw, subfolder="tokenizer"),
-                local_first(T5TokenizerFast.from_pretrained, path, tok_kw, subfolder="tokenizer_2"),
+                local_first(
+                    t5_tokenizer_class().from_pretrained, path, tok_kw, subfolder="tokenizer_2"
+                ),
             ],
             scheduler=scheduler,
         )

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from trainer.families._parts import TextEncoderUse
+from trainer.families._parts import TextEncoderUse, t5_tokenizer_class
 from trainer.families.base import Noised, load_kwargs, local_first
 from trainer.families.flow import FlowFamily
 
@@ -38,7 +38,6 @@ class SD3(FlowFamily):
             CLIPTextModelWithProjection,
             CLIPTokenizer,
             T5EncoderModel,
-            T5TokenizerFast,
         )
 
         cls.check_folder(cfg, path)
@@ -67,7 +66,9 @@ class SD3(FlowFamily):
                 local_first(T5EncoderModel.from_pretrained, path, kw, subfolder="text_encoder_3")
             )
             tokenizers.append(
-                local_first(T5TokenizerFast.from_pretrained, path, tok_kw, subfolder="tokenizer_3")
+                local_first(
+                    t5_tokenizer_class().from_pretrained, path, tok_kw, subfolder="tokenizer_3"
+                )
             )
         return cls(
             cfg,
@@ -146,14 +147,14 @@ class SD3(FlowFamily):
         if "text_encoder_3" in parts:
             return parts
         if for_saving:  # a full model keeps the base T5 even when training ran without it
-            from transformers import T5EncoderModel, T5TokenizerFast
+            from transformers import T5EncoderModel
 
             kw, tok_kw = load_kwargs(self.cfg)
             parts["text_encoder_3"] = local_first(
                 T5EncoderModel.from_pretrained, self.path, kw, subfolder="text_encoder_3"
             )
             parts["tokenizer_3"] = local_first(
-                T5TokenizerFast.from_pretrained, self.path, tok_kw, subfolder="tokenizer_3"
+                t5_tokenizer_class().from_pretrained, self.path, tok_kw, subfolder="tokenizer_3"
             )
         else:
             parts |= {"text_encoder_3": None, "tokenizer_3": None}
