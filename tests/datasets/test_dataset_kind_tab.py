@@ -7,8 +7,7 @@ from nicegui.testing import User
 from tests.datasets import test_datasets_tab as tab_tests
 from tests.datasets.test_datasets_tab import element, form_of, tab_of
 
-# The Datasets tab tests' fixtures: a private home and the tab opened in the simulated browser.
-home = tab_tests.home
+# The Datasets tab tests' fixture: the tab opened in the simulated browser.
 datasets_user = tab_tests.datasets_user
 
 
