@@ -4,8 +4,11 @@ label) served side by side on this machine, loaded in turn by one headless Chrom
 For '/', '/monitor/<a 100k-step run>' and '/runs' (with 50 runs in history) it prints the time
 until the page is interactive (socket handshake done and the page's first control on screen):
 the first load after server start and the median of warm loads with their spread, each next to
-the hello-world page's figure and as a ratio. It also prints the size of each page's first
-response, and the server's RSS after 10 and after 20 full page loads (socket included).
+the hello-world page's figure and as a ratio; and, for the warm loads, the median time the
+browser's main thread spent in tasks for them (CDP TaskDuration: without the waits for the
+network and the server, though still stretched when other processes take the cores). It also
+prints the size of each page's first response, and the server's RSS after 10 and after 20 full
+page loads (socket included).
 
 Absolute times move with the machine's load (printed: load average, cores); the ratios to the
 hello-world page, measured in the same minutes, are the figures to compare.
@@ -168,9 +171,16 @@ def browser() -> Any:
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
-def time_to_ready(driver: Any, url: str, selector: str, timeout: float = 60.0) -> float:
+def time_to_ready(
+    driver: Any, url: str, selector: str, timeout: float = 60.0, busy: list[float] | None = None
+) -> float:
+    """Seconds until the page is interactive; with `busy`, also appends the time (ms) the
+    renderer's main thread spent in tasks for the load: the browser's share of it."""
     script = _ready_script(selector)
     driver.get("about:blank")
+    if busy is not None:  # restart the renderer's counters for this load
+        driver.execute_cdp_cmd("Performance.disable", {})
+        driver.execute_cdp_cmd("Performance.enable", {})
     start = time.perf_counter()
     driver.get(url)
     deadline = start + timeout
@@ -179,6 +189,9 @@ def time_to_ready(driver: Any, url: str, selector: str, timeout: float = 60.0) -
             raise TimeoutError(f"{url} never became interactive")
         time.sleep(0.005)
     took = time.perf_counter() - start
+    if busy is not None:
+        metrics = driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
+        busy.append(next(m["value"] for m in metrics if m["name"] == "TaskDuration") * 1000)
     print(f"  {url} {took:.3f} s", file=sys.stderr, flush=True)
     return took
 
@@ -271,8 +284,10 @@ def _page_figures(
     hello_url: str,
     cold: dict[str, float],
     warm: dict[str, list[float]],
+    busy: dict[str, list[float]],
 ) -> dict[str, dict[str, Any]]:
     hello_warm = statistics.median(warm["hello"])
+    hello_busy = statistics.median(busy["hello"])
     figures_by_page: dict[str, dict[str, Any]] = {}
     for name in ("hello", *pages):
         url = hello_url if name == "hello" else pages[name][0]
@@ -280,9 +295,13 @@ def _page_figures(
             "cold_s": round(cold[name], 3),
             "warm": spread(warm[name]),
             "first_response_bytes": response_bytes(url),
+            "warm_main_thread_ms": round(statistics.median(busy[name])),
         }
         if name != "hello":
             figures["warm_ratio_to_hello"] = round(statistics.median(warm[name]) / hello_warm, 2)
+            figures["main_thread_ratio_to_hello"] = round(
+                statistics.median(busy[name]) / hello_busy, 2
+            )
             figures["cold_ratio_to_hello"] = round(cold[name] / cold["hello"], 2)
         figures_by_page[name] = figures
     return figures_by_page
@@ -308,15 +327,18 @@ def _measure(
         for name in [n for n in pages if n not in cold]:
             cold[name] = time_to_ready(driver, *pages[name])
         warm: dict[str, list[float]] = {name: [] for name in ("hello", *pages)}
+        busy: dict[str, list[float]] = {name: [] for name in ("hello", *pages)}
         for _ in range(args.warm):  # interleaved: each round sees the same machine load
-            warm["hello"].append(time_to_ready(driver, hello_url, READY_JS["hello"]))
+            warm["hello"].append(
+                time_to_ready(driver, hello_url, READY_JS["hello"], busy=busy["hello"])
+            )
             for name, (url, selector) in pages.items():
-                warm[name].append(time_to_ready(driver, url, selector))
+                warm[name].append(time_to_ready(driver, url, selector, busy=busy[name]))
         driver.get("about:blank")
         time.sleep(5)
         rss["after_all_pages_incl_100k_run"] = rss_mb(procs[0].pid)
         rss["hello_server"] = rss_mb(procs[1].pid)
-        result["pages"] = _page_figures(pages, hello_url, cold, warm)
+        result["pages"] = _page_figures(pages, hello_url, cold, warm, busy)
         result["server_rss_mb"] = rss
         result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
@@ -329,10 +351,15 @@ def _report(result: dict[str, Any], label: str) -> None:
         line = (
             f"{name:10s} cold {figures['cold_s']:.3f} s   warm median {warm_f['median_s']:.3f} s "
             f"[{warm_f['min_s']:.3f}-{warm_f['max_s']:.3f}, n={warm_f['n']}]   "
-            f"first response {figures['first_response_bytes'] / 1024:.1f} KiB"
+            f"first response {figures['first_response_bytes'] / 1024:.1f} KiB   "
+            f"main thread {figures['warm_main_thread_ms']} ms"
         )
         if name != "hello":
-            line += f"   x hello: warm {figures['warm_ratio_to_hello']}, cold {figures['cold_ratio_to_hello']}"
+            line += (
+                f"   x hello: warm {figures['warm_ratio_to_hello']}, "
+                f"cold {figures['cold_ratio_to_hello']}, "
+                f"main thread {figures['main_thread_ratio_to_hello']}"
+            )
         print(line)
     print(f"server RSS MB: {result['server_rss_mb']}")
     print(

@@ -96,8 +96,8 @@ class TrainerPage:
                 .mark("show-advanced")
             )
             ui.button(icon="settings", on_click=self._open_prefs).props(
-                "flat round dense color=white"
-            ).tooltip("Preferences").mark("open-prefs")
+                "flat round dense color=white title=Preferences"
+            ).mark("open-prefs")
 
         with ui.column().classes("td-main w-full gap-2 p-2"):
             self.actions.render_toolbar()
@@ -146,14 +146,12 @@ class TrainerPage:
         """Tabs are built on first open: the page starts with one tab's elements only."""
         if name in self.rendered:
             return
-        with self._slots[name]:
-            slot = ui.column().classes("w-full gap-2")
+        slot = self._slots[name]  # a flex column already: no wrapper of its own
         spec = self.services.tabs.get(name)
         self.rendered[name] = slot
         with slot:
             with ui.row().classes("items-center w-full"):
-                ui.label(spec.description).classes("text-sm text-grey-7")
-                ui.space()
+                ui.label(spec.description).classes("text-sm text-grey-7 col")  # col: grows
                 if self.services.tabs.fields(name):
                     ui.button("Why are some settings hidden?", icon="visibility_off").props(
                         "flat dense no-caps size=sm"

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
-from PIL import Image, ImageOps
-
 THUMB_SIDE = 256  # the longer side, in pixels
 THUMB_VERSION = 1  # bump when the rendering changes so old cache files are not reused
 MEDIA_TYPE = "image/jpeg"
@@ -41,6 +39,8 @@ def thumbnail_key(image: Path) -> str:
 
 def render_thumbnail(image: Path, side: int = THUMB_SIDE) -> bytes:
     """A JPEG no larger than side×side, upright, transparency flattened on grey."""
+    from PIL import Image, ImageOps  # here: the UI process starts without Pillow (memory)
+
     try:
         with Image.open(image) as opened:
             if opened.format == "JPEG":
