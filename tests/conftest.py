@@ -1,8 +1,8 @@
 """Fixtures for every test: a private data dir, so no test reads or writes the user's own.
 
-`tunerdeck_home` (autouse) points TUNERDECK_HOME at an empty `tmp_path/"home"` and the web
-UI's preferences file at `tmp_path/"webui.json"` for each test. Session-scoped fixtures run
-before it, under `session_home` (autouse too), so they never see the real data dir either.
+`tunerdeck_home` (autouse) points TUNERDECK_HOME at an empty `home` folder and the web UI's
+preferences file at a `webui.json` beside it, in a fresh folder per test (not in `tmp_path`).
+Session-scoped fixtures run before it, under `session_home` (autouse too), so they never see the real data dir either.
 `shared_models` is one models folder for the session (the demo model is generated once);
 `link_shared_models(home)` makes it a test home's models folder.
 """
@@ -29,10 +29,15 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(autouse=True)
-def tunerdeck_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
+def tunerdeck_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    # Beside the test's tmp_path, not in it: tests that check what a failed write left in
+    # tmp_path see only their own files.
+    base = tmp_path_factory.mktemp("env")
+    home = base / "home"
     home.mkdir()
-    _point_at(monkeypatch, home, tmp_path / "webui.json")
+    _point_at(monkeypatch, home, base / "webui.json")
     return home
 
 
