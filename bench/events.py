@@ -13,8 +13,8 @@ whether the last chart redraw reached the last step, the server's and the browse
 share (of one core), the load average, and the server's memory before and after all phases.
 
 The events come from a synthetic trainer: the real trainer's EventSink (events.jsonl +
-batched POSTs to /callbacks with the run's token, every 0.2 s by default like the real
-trainer; --trainer-flush 0.02 isolates the server's share), launched by the real run service.
+batched POSTs to /callbacks with the run's token, at the real trainer's default interval;
+--trainer-flush S compares other intervals), launched by the real run service.
 
 Run: .venv/bin/python bench/events.py [--duration 20] [--rates 100,1000,5000] [--clients 1,5]
 [--trainer-flush S] (writes bench/results/events.json). Roles used internally: --serve PORT,
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import inspect
 import json
 import os
@@ -284,6 +285,58 @@ def _last_chart_step(frames: list[tuple[float, str]]) -> int | None:
     return None
 
 
+def _emitted(run_dir: Path) -> dict[int, float]:
+    """step -> when the synthetic trainer emitted it (wall clock), from the run's events file."""
+    emitted = {}
+    for line in (run_dir / "events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event["type"] == "progress":
+            emitted[event["data"]["step"]] = event["ts"]
+    return emitted
+
+
+@dataclasses.dataclass
+class ClientFigures:
+    """What the browsers' frames show, over all clients of one phase."""
+
+    emitted: int
+    latencies: list[float] = dataclasses.field(default_factory=list)
+    lost_per_client: list[int] = dataclasses.field(default_factory=list)
+    backwards: int = 0
+    redraws_max: list[int] = dataclasses.field(default_factory=list)
+    redraws_mean: list[float] = dataclasses.field(default_factory=list)
+    chart_tail: list[int | None] = dataclasses.field(default_factory=list)
+    step_frames: list[float] = dataclasses.field(default_factory=list)  # header updates per s
+
+
+def _client_figures(
+    frames: list[list[tuple[float, str]]], emitted: dict[int, float], total: int, seconds: float
+) -> ClientFigures:
+    to_wall = time.time() - time.monotonic()  # the browsers' frame times are monotonic
+    got = ClientFigures(emitted=len(emitted))
+    for client_frames in frames:
+        # Each step is on the page from the first frame showing it or a later step.
+        covered = 0
+        for ts, step in _steps_shown(client_frames):
+            if step < covered:
+                got.backwards += 1
+            while covered < step and covered < total:
+                covered += 1
+                got.latencies.append(ts + to_wall - emitted[covered])
+        got.lost_per_client.append(total - covered)
+        got.step_frames.append(len(_steps_shown(client_frames)) / seconds)
+        # Redraws per chart (the loss and the learning-rate chart) in each whole second.
+        draws = [
+            (m.group(1), ts) for ts, payload in client_frames if (m := CHART_ID.search(payload))
+        ]
+        per_second = collections.Counter((chart, int(ts)) for chart, ts in draws)
+        got.redraws_max.append(max(per_second.values(), default=0))
+        charts = len({chart for chart, _ts in draws}) or 1
+        got.redraws_mean.append(len(draws) / charts / seconds)
+        got.chart_tail.append(_last_chart_step(client_frames))
+    return got
+
+
 def _phase(
     base: str, drivers: list[Any], server: Any, rate: int, duration: float
 ) -> dict[str, Any]:
@@ -328,48 +381,25 @@ def _phase(
         event = json.loads(line)
         if event["type"] == "progress":
             emitted[event["data"]["step"]] = event["ts"]
-    to_wall = time.time() - time.monotonic()  # the browsers' frame times are monotonic
-    latencies: list[float] = []
-    lost_per_client, backwards, redraws_max, redraws_mean, chart_tail = [], 0, [], [], []
-    step_frames: list[float] = []  # frames that show a step, per second (header updates)
-    for client_frames in frames:
-        # Each step is on the page from the first frame showing it or a later step.
-        covered = 0
-        for ts, step in _steps_shown(client_frames):
-            if step < covered:
-                backwards += 1
-            while covered < step and covered < total:
-                covered += 1
-                latencies.append(ts + to_wall - emitted[covered])
-        lost_per_client.append(total - covered)
-        step_frames.append(len(_steps_shown(client_frames)) / (t1 - t0))
-        # Redraws per chart (the loss and the learning-rate chart) in each whole second.
-        draws = [
-            (m.group(1), ts) for ts, payload in client_frames if (m := CHART_ID.search(payload))
-        ]
-        per_second = collections.Counter((chart, int(ts)) for chart, ts in draws)
-        redraws_max.append(max(per_second.values(), default=0))
-        charts = len({chart for chart, _ts in draws}) or 1
-        redraws_mean.append(len(draws) / charts / (t1 - t0))
-        chart_tail.append(_last_chart_step(client_frames))
+    got = _client_figures(frames, _emitted(run_dir), total, t1 - t0)
     _wait_state(base, run_id, {"completed", "failed", "stopped"}, timeout=60)
-    latencies.sort()
+    latencies = sorted(got.latencies)
     return {
         "rate": rate,
         "clients": len(drivers),
         "duration_s": duration,
-        "emitted": len(emitted),
-        "lost_max_per_client": max(lost_per_client),
-        "step_went_backwards": backwards,
+        "emitted": got.emitted,
+        "lost_max_per_client": max(got.lost_per_client),
+        "step_went_backwards": got.backwards,
         "latency_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "latency_min_ms": round(latencies[0] * 1000, 1) if latencies else None,
         "latency_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1)
         if latencies
         else None,
-        "step_updates_per_s_mean": round(statistics.mean(step_frames), 1),
-        "chart_redraws_per_s_max": max(redraws_max),
-        "chart_redraws_per_s_mean": round(max(redraws_mean), 2),
-        "chart_last_step_min": min((t for t in chart_tail if t is not None), default=None),
+        "step_updates_per_s_mean": round(statistics.mean(got.step_frames), 1),
+        "chart_redraws_per_s_max": max(got.redraws_max),
+        "chart_redraws_per_s_mean": round(max(got.redraws_mean), 2),
+        "chart_last_step_min": min((t for t in got.chart_tail if t is not None), default=None),
         "server_cpu_share": round(cpu_share, 3),
         "browsers_cpu_share": round(browsers_share, 3),
         "server_rss_mb_after_phase": round(proc.memory_info().rss / 2**20, 1),

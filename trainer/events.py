@@ -48,7 +48,9 @@ class EventSink:
         enabled: bool = True,
         batch_size: int = 64,
         max_buffer: int = 10_000,
-        flush_interval_s: float = 0.2,
+        # 50 ms: a person sees steps as they happen (p50 near 50 ms at 1,000 events/s where
+        # 0.2 s gave 90 ms: bench/events.py), for at most 20 small POSTs a second.
+        flush_interval_s: float = 0.05,
         max_backoff_s: float = 10.0,
         request_timeout_s: float = 5.0,
         seq_after: int | None = None,
