@@ -198,7 +198,12 @@ class Event(BaseModel):
 
     @model_validator(mode="after")
     def _check_data(self) -> Event:
-        DATA_MODELS[self.type].model_validate(self.data)
+        typed = DATA_MODELS[self.type].model_validate(self.data)
+        # Keep the values as the contract reads them ("0.5" is the number 0.5), so no reader
+        # (charts, records) ever meets a string where a number belongs.
+        read = typed.model_dump(exclude_unset=True)
+        if read != self.data:
+            object.__setattr__(self, "data", {**self.data, **read})
         return self
 
     def typed(self) -> _Data:

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from app.services.chart_data import ChartData
 from app.services.run_follow import RunFollower
 from app.services.run_history import fold_history
 from app.services.run_live import RunLive
@@ -98,3 +99,19 @@ def test_a_long_file_is_read_in_batches_with_a_damaged_line_among_them(tmp_path:
     fold_history(live, RunFollower(run_dir))
     assert state_of(live) == state_of(folded_one_by_one(run_dir))
     assert len(live.progress) == 4999 and 3001 not in live.progress.steps
+
+
+def test_numbers_written_as_text_reach_the_record_and_chart_as_numbers(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    lines = [progress(1, 1, "0.5", lr="0.0001"), event(2, "eval", {"step": 1, "loss": "0.25"})]
+    (run_dir / "events.jsonl").write_text("\n".join(lines) + "\n")
+    live = RunLive(RunRecord(id="r", run_dir=str(run_dir), created_at=1.0))
+    fold_history(live, RunFollower(run_dir))
+    assert live.record.loss == 0.5 and list(live.progress.losses) == [0.5]
+    assert live.lr == 0.0001 and live.evals == {1: 0.25}
+    chart = ChartData()  # what the Monitor draws from the same events
+    for ev in RunFollower(run_dir).poll_events():
+        if ev.type == "progress":
+            chart.add(int(ev.data["step"]), ev.data.get("loss"), ev.data.get("lr"))
+    assert chart.loss_series()[0]["data"] == [[1, 0.5]]
