@@ -63,27 +63,23 @@ Cfg = Mapping[str, Any]
 Params = list[dict[str, Any]]
 
 
+def _adam_args(cfg: Cfg) -> dict[str, Any]:
+    """The AdamW fields both AdamW variants take."""
+    return {
+        "betas": (cfg["adam_beta1"], cfg["adam_beta2"]),
+        "weight_decay": cfg["adam_weight_decay"],
+        "eps": cfg["adam_epsilon"],
+    }
+
+
 def _adamw(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(
-        params,
-        lr=lr,
-        betas=(cfg["adam_beta1"], cfg["adam_beta2"]),
-        weight_decay=cfg["adam_weight_decay"],
-        eps=cfg["adam_epsilon"],
-        amsgrad=cfg["adam_amsgrad"],
-    )
+    return torch.optim.AdamW(params, lr=lr, amsgrad=cfg["adam_amsgrad"], **_adam_args(cfg))
 
 
 def _adamw8bit(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
     import bitsandbytes as bnb
 
-    return bnb.optim.AdamW8bit(
-        params,
-        lr=lr,
-        betas=(cfg["adam_beta1"], cfg["adam_beta2"]),
-        weight_decay=cfg["adam_weight_decay"],
-        eps=cfg["adam_epsilon"],
-    )
+    return bnb.optim.AdamW8bit(params, lr=lr, **_adam_args(cfg))
 
 
 def _adafactor(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
@@ -120,26 +116,24 @@ def _prodigy(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
     )
 
 
+def _lion_args(cfg: Cfg) -> dict[str, Any]:
+    """The Lion fields both Lion variants take."""
+    return {
+        "betas": (cfg["lion_beta1"], cfg["lion_beta2"]),
+        "weight_decay": cfg["lion_weight_decay"],
+    }
+
+
 def _lion(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
     from lion_pytorch import Lion
 
-    return Lion(
-        params,
-        lr=lr,
-        betas=(cfg["lion_beta1"], cfg["lion_beta2"]),
-        weight_decay=cfg["lion_weight_decay"],
-    )
+    return Lion(params, lr=lr, **_lion_args(cfg))
 
 
 def _lion8bit(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:
     import bitsandbytes as bnb
 
-    return bnb.optim.Lion8bit(
-        params,
-        lr=lr,
-        betas=(cfg["lion_beta1"], cfg["lion_beta2"]),
-        weight_decay=cfg["lion_weight_decay"],
-    )
+    return bnb.optim.Lion8bit(params, lr=lr, **_lion_args(cfg))
 
 
 def _adamw_schedulefree(cfg: Cfg, params: Params, lr: float) -> torch.optim.Optimizer:

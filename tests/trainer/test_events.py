@@ -15,6 +15,24 @@ from tests.waiting import wait_until
 from trainer.events import EventSink
 
 
+def _recording_receiver(posts: list[dict]) -> HTTPServer:
+    """A /callbacks stand-in on a free port (not serving yet) that keeps every POST: its events
+    and its Authorization header."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            auth = self.headers.get("Authorization", "")
+            posts.append({"seqs": [e["seq"] for e in json.loads(body)["events"]], "auth": auth})
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return HTTPServer(("127.0.0.1", 0), Handler)
+
+
 def test_unreachable_callback_never_blocks_or_fails(tmp_path: Path) -> None:
     with socket.socket() as taken:  # bound, never listening: every connection is refused
         taken.bind(("127.0.0.1", 0))
@@ -29,21 +47,8 @@ def test_unreachable_callback_never_blocks_or_fails(tmp_path: Path) -> None:
 
 
 def test_batches_reach_the_receiver_with_the_token(tmp_path: Path) -> None:
-    received: list[dict] = []
-    auth: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            auth.append(self.headers.get("Authorization", ""))
-            received.extend(json.loads(body)["events"])
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
+    posts: list[dict] = []
+    server = _recording_receiver(posts)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         sink = EventSink(
@@ -55,24 +60,14 @@ def test_batches_reach_the_receiver_with_the_token(tmp_path: Path) -> None:
         sink.close(timeout_s=5)
     finally:
         server.shutdown()
-    assert [e["seq"] for e in received] == list(range(1, 32))
+    assert [seq for post in posts for seq in post["seqs"]] == list(range(1, 32))
+    auth = [post["auth"] for post in posts]
     assert len(auth) < 31 and set(auth) == {"Bearer s3cret"}  # batched
 
 
 def test_receiver_down_then_up_gets_everything_in_order(tmp_path: Path) -> None:
-    received: list[int] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.extend(e["seq"] for e in json.loads(body)["events"])
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)  # listening, not answering yet
+    posts: list[dict] = []
+    server = _recording_receiver(posts)  # listening, not answering yet
     url = f"http://127.0.0.1:{server.server_port}/callbacks"
     sink = EventSink(tmp_path, "r3", url, "t", max_backoff_s=0.3)
     for i in range(5):
@@ -86,7 +81,7 @@ def test_receiver_down_then_up_gets_everything_in_order(tmp_path: Path) -> None:
         sink.close(timeout_s=5)
     finally:
         server.shutdown()
-    assert received == [1, 2, 3, 4, 5, 6]
+    assert [seq for post in posts for seq in post["seqs"]] == [1, 2, 3, 4, 5, 6]
 
 
 def test_a_resumed_run_continues_the_sequence(tmp_path: Path) -> None:
@@ -175,31 +170,23 @@ def test_an_event_after_a_quiet_spell_goes_at_once_and_a_burst_waits_for_the_int
 ) -> None:
     """A slow run (a step every few seconds) shows each step when it happens; a fast one costs
     one POST per flush interval, not one per event."""
-    posts: list[list[int]] = []
+    posts: list[dict] = []
+    server = _recording_receiver(posts)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            posts.append([e["seq"] for e in json.loads(body)["events"]])
-            self.send_response(200)
-            self.end_headers()
+    def seqs() -> list[list[int]]:
+        return [post["seqs"] for post in posts]
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/callbacks"
     try:
         # An interval far longer than the waits below: only the quiet-spell rule can deliver.
         sink = EventSink(tmp_path, "r6", url, "t", flush_interval_s=600)
         sink.emit("progress", {"step": 1, "max_steps": 100})
-        wait_until(lambda: posts == [[1]], 30, what="the first event sent without waiting")
+        wait_until(lambda: seqs() == [[1]], 30, what="the first event sent without waiting")
         for step in range(2, 6):  # a burst right after a POST waits for the interval
             sink.emit("progress", {"step": step, "max_steps": 100})
-        assert posts == [[1]]
+        assert seqs() == [[1]]
         sink.close(timeout_s=10)  # closing flushes what waits
     finally:
         server.shutdown()
-    assert [seq for post in posts for seq in post] == [1, 2, 3, 4, 5]
-    assert len(posts) == 2
+    assert seqs() == [[1], [2, 3, 4, 5]]
