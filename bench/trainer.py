@@ -10,15 +10,22 @@ demo images. Modes:
   trainer_quiet   - `trainer.loop.train` with progress events, validation, checkpoints off
   trainer_events  - the same with a progress event (and its float(loss) sync) every step
   trainer_cached  - trainer_quiet with cache_latents and cache_text_embeddings on
-A step's time is the interval between consecutive denoiser forward calls (a forward pre-hook),
-so model loading, the cache fill, warm-up and the final save are not counted. Each run drops
-WARMUP steps, then measures BLOCKS blocks of BLOCK_STEPS steps (a block's figure: its mean
-step time). Every mode runs ROUNDS times, interleaved with the other modes so that load from
-other processes spreads over all of them; min / median / max are over all ROUNDS x BLOCKS
-blocks (the repeats), ratios use the medians.
+Each trainer mode runs against the bare loop in the same process, the two taking turns every
+BLOCK_STEPS steps (bench/take_turns.py): on a shared machine core speed drifts over seconds,
+and loops run one after the other differed by up to 10% between runs for that reason alone.
+A step's time is what its loop did between two denoiser forward calls (a forward pre-hook), so
+model loading, the cache fill and the final save are not counted. Each loop's first turn is
+warm-up; each later turn is one block (its mean step time, leaving out the turn's first step,
+which pays for the switch), paired with the other loop's block next to it in time. torch's
+thread pool waits passively here (OMP_WAIT_POLICY, set below): absolute step times are about
+10% slower than a process running alone, the same for both loops. Every pairing runs ROUNDS
+times; seconds per step are min / median / max over all blocks, and ratios are medians of the
+pairs' ratios (their spread is printed too).
   ratio = bare s/step / trainer s/step (throughput share; goal >= 0.97 quiet, >= 0.95 events)
   outside_share = 1 - ratio: time outside the work of a step (bookkeeping, events, syncs)
-  cache_saving = 1 - cached s/step / quiet s/step
+  cache_saving = 1 - cached s/step / quiet s/step (both against the same bare loop)
+Memory: after the paired rounds each mode runs once alone, recording the process's RSS (and
+on CUDA the peak allocated memory) at its steps.
 The machine's load (load average, CPU busy % before and during the runs, and the share of a
 core this process got) is recorded with the figures: on a shared machine they are noisy.
 Run: .venv/bin/python bench/trainer.py [--rounds N] [--models demo,sd1x,sdxl,flux-dev,...]
@@ -35,9 +42,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from take_turns import TakeTurns
+
+# Before torch loads: with the default (active) wait policy the idle thread pool of the loop
+# not on turn keeps spinning and slows the other one by about 15%; passive, it sleeps.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -54,44 +67,33 @@ FLOW = ("flux-dev", "flux-schnell", "sd3")
 ALL_MODELS = "demo,sd1x,sdxl,flux-dev,flux-schnell,sd3"
 WARMUP, BLOCKS, BLOCK_STEPS = 3, 4, 8
 MODES = ("bare", "trainer_quiet", "trainer_events", "trainer_cached")
-STEPS = WARMUP + BLOCKS * BLOCK_STEPS + 1
+STEPS = (1 + BLOCKS) * BLOCK_STEPS + 1  # a warm-up turn, then BLOCKS measured turns
 GOALS = {"trainer_quiet": 0.97, "trainer_events": 0.95}
 
 
-class StepClock:
-    """Timestamps of denoiser forward calls, installed on every model `load_models` (SD
-    families) or a flow-matching family's constructor returns."""
+class DenoiserHooks:
+    """Puts a forward pre-hook on every denoiser that `load_models` (SD families) or a
+    flow-matching family's constructor builds; `make` gives the hook for each new one."""
 
     def __init__(self) -> None:
-        import psutil
-
-        self.stamps: list[float] = []
-        self.rss: list[int] = []  # resident memory at each step's UNet call
-        self._proc = psutil.Process()
-
-    def _stamp(self, module: Any, args: Any) -> None:
-        self.stamps.append(time.perf_counter())
-        self.rss.append(self._proc.memory_info().rss)
+        self.make: Callable[[], Callable[..., None]] = lambda: lambda module, args: None
 
     def install(self) -> Callable[[], None]:
         import trainer.families.sd as tm
+        from trainer.families.flow import FlowFamily
 
-        real = tm.load_models
+        real, real_init = tm.load_models, FlowFamily.__init__
 
         def load(*a: Any, **k: Any) -> Any:
             models = real(*a, **k)
-            models.unet.register_forward_pre_hook(self._stamp)
+            models.unet.register_forward_pre_hook(self.make())
             return models
-
-        tm.load_models = load
-        from trainer.families.flow import FlowFamily
-
-        real_init = FlowFamily.__init__
 
         def init(family: Any, *a: Any, **k: Any) -> None:
             real_init(family, *a, **k)
-            family.denoiser.register_forward_pre_hook(self._stamp)
+            family.denoiser.register_forward_pre_hook(self.make())
 
+        tm.load_models = load
         FlowFamily.__init__ = init  # type: ignore[method-assign]  # hooks each new denoiser
 
         def uninstall() -> None:
@@ -100,14 +102,31 @@ class StepClock:
 
         return uninstall
 
-    def block_seconds(self) -> list[float]:
-        """Mean seconds per step of each measured block."""
-        marks = self.stamps[WARMUP:]
-        assert len(marks) > BLOCKS * BLOCK_STEPS, f"only {len(marks)} measured steps"
-        return [
-            (marks[(b + 1) * BLOCK_STEPS] - marks[b * BLOCK_STEPS]) / BLOCK_STEPS
-            for b in range(BLOCKS)
-        ]
+
+class MemoryClock:
+    """Resident memory (and step stamps) at each denoiser call of a loop run alone."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.stamps: list[float] = []
+        self.rss: list[int] = []
+        self._proc = psutil.Process()
+
+    def hook(self) -> Callable[..., None]:
+        def stamp(module: Any, args: Any) -> None:
+            self.stamps.append(time.perf_counter())
+            self.rss.append(self._proc.memory_info().rss)
+
+        return stamp
+
+
+def _blocks(turns: list[list[float]]) -> list[float]:
+    """Mean seconds per step of each measured turn: the first turn is warm-up, and a turn's
+    first step, which pays for the switch between the loops, is left out."""
+    measured = turns[1 : 1 + BLOCKS]
+    assert len(measured) == BLOCKS, f"only {len(measured)} measured turns"
+    return [statistics.fmean(turn[1:]) for turn in measured]
 
 
 def _raw(family: str, model: Path | None, data: Path, out: Path, mode: str) -> dict[str, Any]:
@@ -133,7 +152,7 @@ def _raw(family: str, model: Path | None, data: Path, out: Path, mode: str) -> d
     return raw
 
 
-def _trainer_run(family: str, model: Path | None, data: Path, mode: str, clock: StepClock) -> None:
+def _trainer_run(family: str, model: Path | None, data: Path, mode: str) -> None:
     from registry.validation import validate_config
     from trainer.loop import train
     from trainer.run_config import RunConfig
@@ -156,7 +175,7 @@ def _bare_flow_run(family: str, model: Path, data: Path) -> None:
     result = validate_config(_raw(family, model, data, Path(tempfile.gettempdir()), "bare"))
     cfg = result.values
     torch.manual_seed(cfg["seed"])
-    fm = load_family(cfg)  # the StepClock hook is on
+    fm = load_family(cfg)  # the denoiser hook is on
     trained = fm.setup_training(torch.device("cpu"), torch.float32)
     entry = cfg["datasets"][0]
     train_data = build_train_data([entry], RESOLUTION[family], BATCH, cfg["seed"], True, warn=print)
@@ -185,7 +204,7 @@ def _bare_flow_run(family: str, model: Path, data: Path) -> None:
         epoch += 1
 
 
-def _bare_run(family: str, model: Path | None, data: Path, mode: str, clock: StepClock) -> None:
+def _bare_run(family: str, model: Path | None, data: Path, mode: str = "bare") -> None:
     if family in FLOW:
         assert model is not None
         _bare_flow_run(family, model, data)
@@ -205,7 +224,7 @@ def _bare_run(family: str, model: Path | None, data: Path, mode: str, clock: Ste
         if model
         else str(__import__("trainer.demo_model").demo_model.ensure_demo_model())
     )
-    models = tm.load_models(cfg, path)  # the StepClock hook is on
+    models = tm.load_models(cfg, path)  # the denoiser hook is on
     models.vae.requires_grad_(False)
     models.unet.requires_grad_(False)
     for te in models.text_encoders:
@@ -294,67 +313,101 @@ def _tiny_models(families: list[str]) -> dict[str, Path | None]:
 
 
 class Measured:
-    """Per family and mode: block step times, RSS at the steps, CUDA peak; and the load."""
+    """Per family: block step times per mode, paired block ratios (bare / trainer) per
+    trainer mode, RSS at the steps and CUDA peak per mode; and the load."""
 
     def __init__(self, families: list[str]) -> None:
         self.per_step: dict[str, dict[str, list[float]]] = {
             f: {m: [] for m in MODES} for f in families
         }
-        self.rss: dict[str, dict[str, list[float]]] = {f: {} for f in families}
+        self.ratios: dict[str, dict[str, list[float]]] = {
+            f: {m: [] for m in MODES if m != "bare"} for f in families
+        }
+        self.rss: dict[str, dict[str, float]] = {f: {} for f in families}
         self.cuda_peak: dict[str, dict[str, int]] = {f: {} for f in families}
         self.busy: list[float] = []
         self.own: list[float] = []
 
 
-def _measure(families: list[str], rounds: int, data: Path) -> Measured:
-    """Every mode ROUNDS times per family, interleaved so outside load spreads over all."""
+def _timed(got: Measured, work: Callable[[], dict[str, list[float]]]) -> dict[str, list[float]]:
+    """Run `work`, recording how busy the machine was and how many cores this process used."""
     import psutil
+
+    proc = psutil.Process()
+    psutil.cpu_percent(interval=None)
+    cpu0, wall0 = proc.cpu_times(), time.perf_counter()
+    result = work()
+    got.busy.append(psutil.cpu_percent(interval=None))
+    cpu1, wall1 = proc.cpu_times(), time.perf_counter()
+    used = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+    got.own.append(used / max(wall1 - wall0, 1e-9))
+    return result
+
+
+def _paired(got: Measured, hooks: DenoiserHooks, family: str, args: tuple[Any, ...]) -> None:
+    """Each trainer mode against the bare loop, taking turns step by step."""
+    for mode in MODES[1:]:
+        turns = TakeTurns("trainer", "bare", turn_steps=BLOCK_STEPS)
+        hooks.make = turns.pre_hook
+        steps = _timed(
+            got,
+            partial(turns.run, partial(_trainer_run, *args, mode), partial(_bare_run, *args)),
+        )
+        bare, trained = _blocks(steps["bare"]), _blocks(steps["trainer"])
+        got.per_step[family]["bare"] += bare
+        got.per_step[family][mode] += trained
+        got.ratios[family][mode] += [b / t for b, t in zip(bare, trained, strict=True)]
+
+
+def _alone(got: Measured, hooks: DenoiserHooks, family: str, args: tuple[Any, ...]) -> None:
+    """Each mode once on its own, for the memory it holds during steps."""
     import torch
 
+    runners = {"bare": _bare_run} | {m: _trainer_run for m in MODES[1:]}
+    for mode in MODES:
+        clock = MemoryClock()
+        hooks.make = clock.hook
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        runners[mode](*args, mode)
+        got.rss[family][mode] = statistics.median(clock.rss[WARMUP:])
+        if torch.cuda.is_available():
+            got.cuda_peak[family][mode] = torch.cuda.max_memory_allocated()
+
+
+def _measure(families: list[str], rounds: int, data: Path) -> Measured:
+    """ROUNDS paired runs of every trainer mode against the bare loop per family, then one
+    run of each mode alone for memory."""
     models = _tiny_models(families)
-    runners = {"bare": _bare_run} | {m: _trainer_run for m in MODES if m != "bare"}
-    got, proc, clock = Measured(families), psutil.Process(), StepClock()
-    uninstall = clock.install()
+    got, hooks = Measured(families), DenoiserHooks()
+    uninstall = hooks.install()
     try:
         for family in families:
+            args = (family, models[family], data)
             for _ in range(rounds):
-                for mode in MODES:
-                    clock.stamps, clock.rss = [], []
-                    if torch.cuda.is_available():
-                        torch.cuda.reset_peak_memory_stats()
-                    psutil.cpu_percent(interval=None)
-                    cpu0, wall0 = proc.cpu_times(), time.perf_counter()
-                    runners[mode](family, models[family], data, mode, clock)
-                    got.busy.append(psutil.cpu_percent(interval=None))
-                    cpu1, wall1 = proc.cpu_times(), time.perf_counter()
-                    used = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-                    got.own.append(used / max(wall1 - wall0, 1e-9))
-                    got.per_step[family][mode] += clock.block_seconds()
-                    median_rss = statistics.median(clock.rss[WARMUP:])
-                    got.rss[family].setdefault(mode, []).append(median_rss)
-                    if torch.cuda.is_available():
-                        got.cuda_peak[family][mode] = torch.cuda.max_memory_allocated()
+                _paired(got, hooks, family, args)
+            _alone(got, hooks, family, args)
     finally:
         uninstall()
     return got
 
 
 def _family_entry(family: str, got: Measured, cuda: bool) -> dict[str, Any]:
-    s = {m: statistics.median(v) for m, v in got.per_step[family].items()}
+    ratios = {m: statistics.median(v) for m, v in got.ratios[family].items()}
     entry: dict[str, Any] = {
         "resolution": RESOLUTION[family],
         "seconds_per_step": {m: _spread(v) for m, v in got.per_step[family].items()},
+        "paired_ratio_spread": {m: _spread(v) for m, v in got.ratios[family].items()},
     }
     for mode, goal in GOALS.items():
         name = mode.removeprefix("trainer_")
-        ratio = s["bare"] / s[mode]
-        entry[f"ratio_{name}"] = round(ratio, 3)
-        entry[f"outside_share_{name}"] = round(1 - ratio, 3)
-        entry[f"meets_goal_{name}"] = ratio >= goal
-    entry["cache_saving_per_step"] = round(1 - s["trainer_cached"] / s["trainer_quiet"], 3)
-    entry["rss_during_steps_mb"] = {
-        m: round(statistics.median(v) / 2**20) for m, v in got.rss[family].items()
-    }
+        entry[f"ratio_{name}"] = round(ratios[mode], 3)
+        entry[f"outside_share_{name}"] = round(1 - ratios[mode], 3)
+        entry[f"meets_goal_{name}"] = ratios[mode] >= goal
+    # Both against the same bare loop: cached / quiet seconds = quiet ratio / cached ratio.
+    saving = 1 - ratios["trainer_quiet"] / ratios["trainer_cached"]
+    entry["cache_saving_per_step"] = round(saving, 3)
+    entry["rss_during_steps_mb"] = {m: round(v / 2**20) for m, v in got.rss[family].items()}
     if cuda:
         entry["cuda_peak_bytes"] = got.cuda_peak[family]
     return entry
@@ -389,7 +442,7 @@ def main() -> None:
         "models": {f: _family_entry(f, got, cuda) for f in families},
         # On the CPU a cache moves no memory (the VAE and text encoders stay in RAM); it saves
         # only the encoders' transient activations and the decoded images.
-        "rss_note": "median RSS of the whole process at the steps' UNet calls, per mode",
+        "rss_note": "median RSS of the whole process at the denoiser calls of each mode run alone",
         "load": {
             "cpus": os.cpu_count(),
             "loadavg_before": [round(x, 2) for x in load_before],

@@ -38,6 +38,7 @@ def make_accelerator(cfg: RunConfig, run_dir: Path) -> tuple[Any, str | None, di
             fullgraph=cfg["dynamo_use_fullgraph"],
             dynamic=cfg["dynamo_use_dynamic"],
         )
+    _cache_package_checks()
     accelerator = Accelerator(
         gradient_accumulation_steps=cfg["gradient_accumulation_steps"],
         mixed_precision=cfg["mixed_precision"],
@@ -47,6 +48,19 @@ def make_accelerator(cfg: RunConfig, run_dir: Path) -> tuple[Any, str | None, di
         dynamo_plugin=dynamo,
     )
     return accelerator, log_with, init_kwargs
+
+
+def _cache_package_checks() -> None:
+    """accelerate's optimizer wrapper asks whether the LOMO package is installed twice per
+    step, each time searching sys.path (about 0.6 ms a step, 1% of a small model's step on
+    the CPU). Installed packages do not change during a run: answer once."""
+    import functools
+
+    import accelerate.optimizer
+
+    check = accelerate.optimizer.is_lomo_available
+    if not hasattr(check, "cache_clear"):  # not wrapped yet (one run per process, usually)
+        accelerate.optimizer.is_lomo_available = functools.cache(check)
 
 
 def multi_process_without_gpu() -> bool:

@@ -20,6 +20,10 @@ from registry.config_io import ConfigFileError
 from state.config_store import ConfigStoreError
 
 
+def _marker(label: str) -> str:
+    return f"action-{label.lower().replace(' ', '-')}"
+
+
 class ConfigToolbar:
     """`on_saved()` runs after the config's name or saved state changed (the page's header)."""
 
@@ -32,24 +36,44 @@ class ConfigToolbar:
 
     # ---- toolbar and selector ------------------------------------------------------------
     def render_toolbar(self) -> None:
-        with ui.row().classes("gap-1 flex-wrap items-center").mark("config-toolbar"):
+        """New, Save, Save as and the presets as buttons; the other actions in a "More" menu
+        whose items are made when it first opens (a lighter first load)."""
+        with ui.row().classes("td-g1 items-center").mark("config-toolbar"):
             for label, icon, handler in (
                 ("New", "note_add", self.new_config),
                 ("Save", "save", self.save),
                 ("Save as", "save_as", self.save_as),
-                ("Duplicate", "content_copy", self.duplicate),
-                ("Rename", "drive_file_rename_outline", self.rename),
-                ("Delete", "delete", self.delete),
-                ("Import", "upload_file", self.import_config),
-                ("Export", "download", self.export),
-                ("Diff", "difference", self.diff),
-                ("Command line", "terminal", self.command_line),
             ):
                 ui.button(label, icon=icon, on_click=handler).props("flat dense no-caps").mark(
-                    f"action-{label.lower().replace(' ', '-')}"
+                    _marker(label)
                 )
+            self.more = (
+                ui.button("More", icon="more_horiz", on_click=self.open_more)
+                .props("flat dense no-caps")
+                .mark("action-more")
+            )
+            self.more_menu: ui.menu | None = None
             self.presets = PresetActions(self.form)
             self.presets.render()
+
+    def open_more(self) -> None:
+        """Build and open the menu on the first click; later clicks toggle it in the browser."""
+        if self.more_menu is None:
+            with self.more, ui.menu() as self.more_menu:
+                for label, icon, handler in (
+                    ("Duplicate", "content_copy", self.duplicate),
+                    ("Rename", "drive_file_rename_outline", self.rename),
+                    ("Delete", "delete", self.delete),
+                    ("Import", "upload_file", self.import_config),
+                    ("Export", "download", self.export),
+                    ("Diff", "difference", self.diff),
+                    ("Command line", "terminal", self.command_line),
+                ):
+                    with ui.menu_item(on_click=handler).mark(_marker(label)):
+                        with ui.item_section().props("avatar"):
+                            ui.icon(icon)
+                        ui.item_section(label)
+            self.more_menu.open()
 
     def render_selector(self) -> ui.select:
         self.selector = ui.select(
@@ -58,7 +82,7 @@ class ConfigToolbar:
             label="Saved configs",
             on_change=lambda e: self._selected(e.value),
         )
-        self.selector.props("dense outlined dark options-dense").classes("min-w-[12rem]").mark(
+        self.selector.props("dense outlined dark options-dense").style("min-width: 12rem").mark(
             "config-selector"
         )
         return self.selector

@@ -123,12 +123,10 @@ class FieldsUI:
     def _build_section(self, section: SectionControl) -> None:
         """The section's card, in the catalogue's order among the cards built so far."""
         with section.container:
-            card = ui.card().classes("w-full td-section").mark(f"section-{section.title}")
+            card = ui.card().classes("td-w td-section").mark(f"section-{section.title}")
         with card:
-            ui.label(section.title).classes("text-subtitle1 font-medium")
-            grid = ui.element("div").classes(
-                "grid grid-cols-1 md:grid-cols-12 gap-x-6 gap-y-3 w-full"
-            )
+            ui.label(section.title).classes("text-subtitle1 text-weight-medium")
+            grid = ui.element("div").classes("td-grid")  # one column, twelve from 768 px
         siblings = [s for s in self.sections if s.container is section.container]
         at = siblings.index(section)
         children = section.container.default_slot.children
@@ -142,18 +140,12 @@ class FieldsUI:
 
     @staticmethod
     def _new_row(view: FieldView) -> ui.element:
-        span = (
-            "md:col-span-12"
-            if view.widget == "textarea"
-            else f"md:col-span-{max(3, min(12, view.width))}"
-        )
+        span = 12 if view.widget == "textarea" else max(3, min(12, view.width))
         # One flex box that wraps: the label, flag and help icon share the first line, and the
         # control, hint and notes (each a full line) go below; no wrapper per line.
         row = (
             ui.element("div")
-            .classes(
-                f"td-field flex flex-wrap items-center gap-x-2 gap-y-1 col-span-1 {span} min-w-0"
-            )
+            .classes(f"td-field td-span-{span}")  # classes defined by the page layout
             .mark(f"row-{view.name}")
         )
         return row.props(f"data-field={view.name}")  # a stable hook for real-browser tests
@@ -161,16 +153,17 @@ class FieldsUI:
     def _build_row(self, ctl: FieldControl, view: FieldView) -> None:
         assert ctl.row is not None
         with ctl.row:
-            ui.label(view.label).classes("text-sm font-medium")
-            ui.label(view.flag).classes("text-xs font-mono text-grey-7 td-flag")
+            # The help is the label's tooltip (the browser's own), marked by an icon that the
+            # page's CSS draws after the label: no element of its own.
+            label = ui.label(view.label).classes("td-sm text-weight-medium td-help")
+            label.props["title"] = view.help
+            ui.label(view.flag).classes("td-xs td-mono text-grey-7 td-flag")
             if view.advanced:
-                ui.badge(view.importance.value, color="grey-5").props("outline").classes("text-xs")
-            help_icon = ui.icon("help_outline", size="xs").classes("text-grey-7 cursor-help")
-            help_icon.props["title"] = view.help  # the browser's own tooltip: no element for it
+                ui.badge(view.importance.value, color="grey-5").props("outline").classes("td-xs")
             control = self._render_control(view)
-            control.classes("w-full").mark(f"field-{view.name}")
+            control.classes("td-w").mark(f"field-{view.name}")
             if view.hint:
-                ui.label(view.hint).classes("w-full text-xs text-grey-7")
+                ui.label(view.hint).classes("td-w td-xs text-grey-7")
         # The evaluator also reports hidden fields as disabled; only a shown one greys out.
         disabled = view.visible and not view.enabled
         if disabled:
@@ -190,9 +183,7 @@ class FieldsUI:
         color = "text-warning" if kind == "reason" else "text-negative"
         with ctl.row:
             label = (
-                ui.label()
-                .classes(f"w-full text-xs {color} td-{kind}")
-                .mark(f"{kind}-{ctl.view.name}")
+                ui.label().classes(f"td-w td-xs {color} td-{kind}").mark(f"{kind}-{ctl.view.name}")
             )
         if kind == "reason":
             if ctl.error is not None:
@@ -238,7 +229,7 @@ class FieldsUI:
             # No min/max here: NiceGUI would silently clamp on blur; an out-of-range value
             # must stay visible with its error instead.
             number = ui.number(value=value, on_change=changed)
-            return number.props(f"dense outlined step={step} debounce=300").classes("w-full")
+            return number.props(f"dense outlined step={step} debounce=300").classes("td-w")
         if view.widget in ("select", "multiselect"):
             multiple = view.widget == "multiselect"
             options = dict(view.options)
@@ -246,14 +237,14 @@ class FieldsUI:
                 options[value] = str(value)
             select = ui.select(options, value=value, multiple=multiple, on_change=changed)
             select.props("dense outlined options-dense" + (" use-chips" if multiple else ""))
-            return select.classes("w-full")
+            return select.classes("td-w")
         if view.widget == "textarea":
             area = ui.textarea(value=value or "", placeholder=view.placeholder, on_change=changed)
-            return area.props("dense outlined autogrow debounce=300").classes("w-full")
+            return area.props("dense outlined autogrow debounce=300").classes("td-w")
         if view.widget == "model_file":
             return self._render_model_file(view, value)
         box = ui.input(value=value or "", placeholder=view.placeholder, on_change=changed)
-        box.props("dense outlined debounce=300").classes("w-full")
+        box.props("dense outlined debounce=300").classes("td-w")
         if view.widget == "path":
             with box.add_slot("append"):
                 ui.button(
@@ -278,7 +269,7 @@ class FieldsUI:
                 self.on_edit(name, e.value)
 
         box = ui.input(value=value or "", placeholder=view.placeholder, on_change=changed)
-        box.props("dense outlined debounce=300").classes("w-full")
+        box.props("dense outlined debounce=300").classes("td-w")
         with box.add_slot("append"):
             ui.button(
                 icon="folder_open", on_click=lambda: self.pick_folder(box.value, self._setter(box))
@@ -290,7 +281,7 @@ class FieldsUI:
             ).props("flat dense round").tooltip("Choose a model file on the server").mark(
                 f"pick-file-{name}"
             )
-        facts = ui.label(model_facts_text(str(value or ""))).classes("w-full text-xs text-primary")
+        facts = ui.label(model_facts_text(str(value or ""))).classes("td-w td-xs text-primary")
         facts.mark(f"facts-{name}")
         facts.visible = bool(facts.text)
         return box

@@ -26,14 +26,14 @@ class Onboarding:
         with self._container:
             self.card = (
                 ui.card()
-                .classes("w-full items-center gap-x-4 gap-y-1")
-                .style("flex-direction: row; flex-wrap: wrap")
+                .classes("td-w items-center")
+                .style("flex-direction: row; flex-wrap: wrap; gap: .25rem 1rem")
                 .mark("onboarding")
             )
         self.card.move(target_index=self._at)
         with self.card:
             ui.icon("checklist")
-            ui.label("Getting started").classes("font-medium")
+            ui.label("Getting started").classes("text-weight-medium")
             for key, label, done in self.store.onboarding_steps():
                 box = ui.checkbox(
                     label, value=done, on_change=lambda e, k=key: self._toggle(k, e.value)

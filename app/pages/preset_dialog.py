@@ -31,15 +31,25 @@ class PresetActions:
         self.before: dict[str, Any] | None = None  # the form before the last preset
 
     def render(self) -> None:
-        ui.button("Start from a preset", icon="auto_fix_high", on_click=self.open).props(
-            "flat dense no-caps"
-        ).mark("action-preset")
-        self.undo_button = (
-            ui.button("Undo preset", icon="undo", on_click=self.undo)
-            .props("flat dense no-caps")
-            .mark("action-undo-preset")
-        )
-        self.undo_button.set_visibility(False)
+        self.preset_button = ui.button(
+            "Start from a preset", icon="auto_fix_high", on_click=self.open
+        ).props("flat dense no-caps")
+        self.preset_button.mark("action-preset")
+        self.undo_button: ui.button | None = None  # made when a preset is first applied
+
+    def _show_undo(self, shown: bool) -> None:
+        if self.undo_button is None:
+            if not shown:
+                return
+            container = self.preset_button.parent_slot
+            assert container is not None
+            with container:
+                self.undo_button = (
+                    ui.button("Undo preset", icon="undo", on_click=self.undo)
+                    .props("flat dense no-caps")
+                    .mark("action-undo-preset")
+                )
+        self.undo_button.set_visibility(shown)
 
     def _gpu_gb(self) -> float | None:
         totals = [g.memory_total_mb for g in hardware.snapshot().gpus if g.memory_total_mb]
@@ -136,7 +146,7 @@ class PresetActions:
         if form.datasets:
             config["datasets"] = copy.deepcopy(form.datasets)
         form.replace(config, form.config_name, dirty=True)
-        self.undo_button.set_visibility(True)
+        self._show_undo(True)
         ui.notify(f"Preset applied: {preset.title}. 'Undo preset' puts your values back.")
 
     def undo(self) -> None:
@@ -144,5 +154,5 @@ class PresetActions:
             return
         before, self.before = self.before, None
         self.form.replace(before["config"], before["name"], dirty=before["dirty"])
-        self.undo_button.set_visibility(False)
+        self._show_undo(False)
         ui.notify("Preset undone: the form is as it was.")

@@ -120,21 +120,23 @@ class RunBar:
         self._busy = False
         with (
             ui.footer(elevated=True)
-            .classes("items-center gap-3 px-3 py-1 bg-grey-2 text-black flex-wrap")
+            .classes("items-center td-bar bg-grey-2 text-black")  # td-*: the page layout's CSS
             .mark("run-bar") as self.footer
         ):
             self.status = (
-                ui.label("Idle").classes("text-sm font-medium td-run-status").mark("run-status")
+                ui.label("Idle")
+                .classes("td-sm text-weight-medium td-run-status")
+                .mark("run-status")
             )
-            with ui.column().classes("gap-0 min-w-[10rem]"):
+            with ui.column().classes("td-g0").style("min-width: 10rem"):
                 # instant-feedback: no CSS transition repainting on each of many updates.
                 self.progress = (
                     ui.linear_progress(value=0, show_value=False, size="8px")
                     .props("instant-feedback")
                     .mark("run-progress")
                 )
-                self.step_label = ui.label("").classes("text-xs td-run-step").mark("run-step")
-            self.stats = ui.label("").classes("text-xs text-grey-8").mark("run-stats")
+                self.step_label = ui.label("").classes("td-xs td-run-step").mark("run-step")
+            self.stats = ui.label("").classes("td-xs text-grey-8").mark("run-stats")
             self.start = (
                 ui.button("Start", icon="play_arrow", on_click=self._start)
                 .props("dense no-caps")
@@ -157,13 +159,16 @@ class RunBar:
             self.monitor_link = (
                 ui.button("Monitor")
                 .props("flat dense no-caps color=primary href=/monitor")
-                .classes("text-sm")
+                .classes("td-sm")
                 .mark("monitor-link")
             )
-            self.reason = ui.label("").classes("text-xs text-grey-8").mark("start-reason")
-            self.estimate = ui.label("").classes("text-xs text-grey-8").mark("run-estimate")
+            self.reason = ui.label("").classes("td-xs text-grey-8").mark("start-reason")
+            self.estimate = ui.label("").classes("td-xs text-grey-8").mark("run-estimate")
             self.fit_warning = (
-                ui.label("").classes("text-xs text-warning max-w-xl").mark("fit-warning")
+                ui.label("")
+                .classes("td-xs text-warning")
+                .style("max-width: 36rem")
+                .mark("fit-warning")
             )
         # The problems panel is made when there is first something to list: most loads have
         # nothing, and an expansion is a NiceGUI component the browser would compile each time.

@@ -3,6 +3,10 @@
 One `TrainerPage` per client holds the client's FormState; every element reads from it
 and every edit goes through it. The draft is mirrored into app.storage.user so a reload
 (or a lost connection) brings back exactly what was typed.
+
+The first load carries only what is on screen: a tab's panel, the search box (a button until
+first clicked), the search results, the "unsaved changes" badge and the toolbar's rarer
+actions (a "More" menu) are made when first needed.
 """
 
 from __future__ import annotations
@@ -62,7 +66,6 @@ class TrainerPage:
         )
         self.rendered: dict[str, ui.element] = {}
         self.context_views: dict[str, Any] = {}  # what context hooks built (the datasets tab)
-        self._slots: dict[str, ui.element] = {}  # each tab's panel, filled on first open
 
     # ---- layout --------------------------------------------------------------------------
     def build(self) -> None:
@@ -73,19 +76,21 @@ class TrainerPage:
         )
         self.actions = ConfigToolbar(self.services, self.form, self.after_save)
         with frame.header_left:
-            self.name_label = ui.label(self._name_text()).classes("font-medium").mark("config-name")
-            self.dirty_badge = ui.badge("unsaved changes", color="orange").mark("dirty")
-            self.dirty_badge.visible = self.form.dirty
-            self.actions.render_selector()
-        with frame.header_right:
-            self.search_box = ui.input(
-                placeholder="Search settings", on_change=lambda e: self._search(e.value)
+            self.name_label = (
+                ui.label(self._name_text()).classes("text-weight-medium").mark("config-name")
             )
-            self.search_box.props("dense outlined dark clearable debounce=200").classes(
-                "w-56"
-            ).mark("search")
-            with self.search_box.add_slot("prepend"):
-                ui.icon("search")
+            self.dirty_badge: ui.badge | None = None  # made when first needed (_set_badge)
+            self.actions.render_selector()
+        self._header_left, self._header_right = frame.header_left, frame.header_right
+        with frame.header_right:
+            # The search box is made on first use: an input costs the first load more than
+            # this button does.
+            self.search_box: ui.input | None = None
+            self.search_button = (
+                ui.button("Search settings", icon="search", on_click=self.open_search)
+                .props("flat dense no-caps color=white")
+                .mark("open-search")
+            )
             self.advanced = (
                 ui.switch(
                     "Show advanced",
@@ -99,11 +104,10 @@ class TrainerPage:
                 "flat round dense color=white title=Preferences"
             ).mark("open-prefs")
 
-        with ui.column().classes("td-main w-full gap-2 p-2"):
+        with ui.column().classes("td-main td-w td-g2 td-p2") as self._main:
             self.actions.render_toolbar()
             self.onboarding = Onboarding(self.services.prefs)
-            self.search_results = ui.card().classes("w-full").mark("search-results")
-            self.search_results.visible = False
+            self.search_results: ui.card | None = None  # made by the first search
             tabs_meta = self.services.tabs.tabs()
             initial = self.storage.get(TAB_KEY)
             if initial not in {t.name for t in tabs_meta}:
@@ -111,17 +115,17 @@ class TrainerPage:
             with (
                 ui.tabs(value=initial)  # type: ignore[arg-type]  # a tab's name works as well
                 .props("inline-label outside-arrows mobile-arrows dense")
-                .classes("w-full") as self.tabs
+                .classes("td-w") as self.tabs
             ):
                 for tab in tabs_meta:
                     ui.tab(tab.name, label=tab.title, icon=tab.icon).mark(f"tab-{tab.name}")
-            with ui.tab_panels(
+            # A tab's panel is made when the tab is first opened (_render_tab).
+            self.panels = ui.tab_panels(
                 self.tabs, value=initial, on_change=lambda e: self._tab_opened(e.value)
-            ).classes("w-full bg-transparent") as self.panels:
-                for tab in tabs_meta:
-                    self._slots[tab.name] = ui.tab_panel(tab.name).classes("p-0 gap-2")
+            ).classes("td-w bg-transparent")
         self.run_bar = RunBar(self.form, self.services, self.jump_to)
         self._render_tab(initial)
+        self._set_badge()  # the beforeunload flag went out with the page's head
         self.fields.sync_errors(self._errors())
 
     def _field_view(self, name: str) -> FieldView:
@@ -146,12 +150,13 @@ class TrainerPage:
         """Tabs are built on first open: the page starts with one tab's elements only."""
         if name in self.rendered:
             return
-        slot = self._slots[name]  # a flex column already: no wrapper of its own
+        with self.panels:
+            slot = ui.tab_panel(name).classes("td-p0 td-g2")  # a flex column: no wrapper
         spec = self.services.tabs.get(name)
         self.rendered[name] = slot
         with slot:
-            with ui.row().classes("items-center w-full"):
-                ui.label(spec.description).classes("text-sm text-grey-7 col")  # col: grows
+            with ui.row().classes("items-center td-w"):
+                ui.label(spec.description).classes("td-sm text-grey-7 col")  # col: grows
                 if self.services.tabs.fields(name):
                     ui.button("Why are some settings hidden?", icon="visibility_off").props(
                         "flat dense no-caps size=sm"
@@ -252,8 +257,18 @@ class TrainerPage:
         return errors
 
     def _show_dirty(self) -> None:
-        self.dirty_badge.set_visibility(self.form.dirty)
+        self._set_badge()
         set_dirty_flag(self.form.dirty)
+
+    def _set_badge(self) -> None:
+        """Show the "unsaved changes" badge while the form is dirty (made when first shown)."""
+        if self.dirty_badge is None:
+            if not self.form.dirty:
+                return
+            with self._header_left:
+                self.dirty_badge = ui.badge("unsaved changes", color="orange").mark("dirty")
+            self.dirty_badge.move(target_index=1)  # after the config's name
+        self.dirty_badge.set_visibility(self.form.dirty)
 
     def _save_draft(self) -> None:
         self.storage[DRAFT_KEY] = self.form.to_draft()
@@ -272,11 +287,25 @@ class TrainerPage:
         if self.services.prefs.prefs.show_advanced != show:
             self.services.prefs.update(show_advanced=show)
 
+    def open_search(self) -> None:
+        """Turn the search button into the search box, focused."""
+        with self._header_right:
+            box = ui.input(placeholder="Search settings", on_change=lambda e: self._search(e.value))
+        box.props("dense outlined dark clearable autofocus debounce=200").style(
+            "width: 14rem"
+        ).mark("search")
+        with box.add_slot("prepend"):
+            ui.icon("search")
+        box.move(target_index=0)
+        self.search_button.delete()
+        self.search_box = box
+
     def _search(self, query: str | None) -> None:
         hits = self.services.tabs.search(query or "")
-        self.search_results.clear()
-        self.search_results.set_visibility(bool((query or "").strip()))
-        with self.search_results:
+        results = self._results_card()
+        results.clear()
+        results.set_visibility(bool((query or "").strip()))
+        with results:
             if not hits:
                 ui.label(f"No setting matches {query!r}.").classes("text-sm text-grey-7")
             for hit in hits:
@@ -297,11 +326,24 @@ class TrainerPage:
                     if reason:
                         ui.label(f"hidden: {reason}").classes("text-xs text-warning")
 
+    def _results_card(self) -> ui.card:
+        """The search results' card, made on the first search just above the tabs."""
+        if self.search_results is None:
+            with self._main:
+                self.search_results = ui.card().classes("td-w").mark("search-results")
+            children = self._main.default_slot.children
+            self.search_results.move(target_index=children.index(self.tabs))
+        return self.search_results
+
+    def _hide_results(self) -> None:
+        if self.search_results is not None:
+            self.search_results.set_visibility(False)
+
     def jump_to(self, name: str) -> None:
         """Open the field's tab, reveal it if it is advanced, scroll to it and flash it."""
         spec = FIELDS.get(name)
         tab = spec.tab if spec is not None else DATASETS_TAB
-        self.search_results.set_visibility(False)
+        self._hide_results()
         self.tabs.set_value(tab)
         self._render_tab(tab)
         if spec is None:
@@ -320,7 +362,7 @@ class TrainerPage:
 
     def jump_to_dataset_field(self, name: str) -> None:
         """Open the datasets tab and show `name` on the first dataset's card."""
-        self.search_results.set_visibility(False)
+        self._hide_results()
         self.tabs.set_value(DATASETS_TAB)
         self._render_tab(DATASETS_TAB)
         label = DATASET_FIELDS[name].display_label
@@ -359,7 +401,7 @@ class TrainerPage:
         )
 
     def _apply_theme(self, theme: str) -> None:
-        apply_theme(self.dark, theme)
+        self.dark = apply_theme(self.dark, theme)
 
 
 def render_trainer_page() -> TrainerPage:
@@ -369,6 +411,7 @@ def render_trainer_page() -> TrainerPage:
 
 
 def register() -> None:
-    @ui.page("/", title="tunerdeck")
+    # dark=None: the page starts in the default theme ("auto") without a dark-mode element.
+    @ui.page("/", title="tunerdeck", dark=None)
     def trainer() -> None:
         render_trainer_page()

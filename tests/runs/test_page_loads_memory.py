@@ -26,4 +26,4 @@ async def test_plain_page_loads_keep_a_bounded_number_of_clients(
     waiting = [c for c in Client.instances.values() if not c.has_socket_connection]
     assert len(waiting) <= client_limits.MAX_WAITING + 1, len(waiting)
     assert connected.id in Client.instances and not connected.is_deleted
-    app_user.should_see("tunerdeck")
+    await app_user.should_see("tunerdeck")

@@ -32,6 +32,7 @@ async def page_user(user: User, home: Path) -> AsyncIterator[User]:
 
 
 async def test_an_oversized_config_upload_is_refused_with_the_limit(page_user: User) -> None:
+    page_user.find(marker="action-more").click()  # the toolbar's "More" menu
     page_user.find(marker="action-import").click()
     await page_user.should_see(marker="import-dialog")
     upload = page_user.find(marker="import-upload").elements.pop()
@@ -42,6 +43,7 @@ async def test_an_oversized_config_upload_is_refused_with_the_limit(page_user: U
 
 
 async def test_a_file_the_browser_rejects_says_why(page_user: User) -> None:
+    page_user.find(marker="action-more").click()  # the toolbar's "More" menu
     page_user.find(marker="action-import").click()
     await page_user.should_see(marker="import-dialog")
     page_user.find(marker="import-upload").trigger("rejected")

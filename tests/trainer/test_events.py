@@ -65,6 +65,24 @@ def test_batches_reach_the_receiver_with_the_token(tmp_path: Path) -> None:
     assert len(auth) < 31 and set(auth) == {"Bearer s3cret"}  # batched
 
 
+def test_a_fast_stream_goes_out_in_few_large_posts(tmp_path: Path) -> None:
+    """Thousands of events a second must not need a POST per few dozen events: a server that
+    answers them too slowly falls behind, and the page then sees steps only at its file poll."""
+    posts: list[dict] = []
+    server = _recording_receiver(posts)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/callbacks"
+        sink = EventSink(tmp_path, "r7", url, "t", flush_interval_s=0.5)
+        for i in range(2000):
+            sink.emit("progress", {"step": i + 1, "max_steps": 2000})
+        sink.close(timeout_s=10)
+    finally:
+        server.shutdown()
+    assert [seq for post in posts for seq in post["seqs"]] == list(range(1, 2001))
+    assert len(posts) <= 8, [len(post["seqs"]) for post in posts]  # 64 a POST took 32
+
+
 def test_receiver_down_then_up_gets_everything_in_order(tmp_path: Path) -> None:
     posts: list[dict] = []
     server = _recording_receiver(posts)  # listening, not answering yet

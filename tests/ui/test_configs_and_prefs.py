@@ -19,6 +19,12 @@ def element(user: User, marker: str) -> ui.element:
     return found
 
 
+def more(user: User, action: str) -> None:
+    """Click one of the toolbar's "More" actions."""
+    user.find(marker="action-more").click()
+    user.find(marker=f"action-{action}").click()
+
+
 async def save_as(user: User, name: str) -> None:
     user.find(marker="action-save-as").click()
     await user.should_see(marker="name-dialog")
@@ -59,16 +65,16 @@ async def test_save_as_refuses_a_bad_name(trainer_user: User, ui_paths: dict[str
 
 async def test_rename_duplicate_delete(trainer_user: User, ui_paths: dict[str, Path]) -> None:
     await save_as(trainer_user, "first")
-    trainer_user.find(marker="action-duplicate").click()
+    more(trainer_user, "duplicate")
     trainer_user.find(marker="name-input").clear().type("second")
     trainer_user.find(marker="name-submit").click()
     assert sorted(p.stem for p in ui_paths["configs"].glob("*.toml")) == ["first", "second"]
-    trainer_user.find(marker="action-rename").click()
+    more(trainer_user, "rename")
     trainer_user.find(marker="name-input").clear().type("renamed")
     trainer_user.find(marker="name-submit").click()
     assert sorted(p.stem for p in ui_paths["configs"].glob("*.toml")) == ["renamed", "second"]
     assert element(trainer_user, "config-name").text == "renamed"
-    trainer_user.find(marker="action-delete").click()
+    more(trainer_user, "delete")
     trainer_user.find(marker="confirm").click()
     assert sorted(p.stem for p in ui_paths["configs"].glob("*.toml")) == ["second"]
     await trainer_user.should_see(marker="dirty")  # the values stay, unsaved
@@ -82,7 +88,7 @@ async def test_import_of_a_broken_file_is_refused(
     await save_as(trainer_user, "kept")
     saved = (ui_paths["configs"] / "kept.toml").read_bytes()
 
-    trainer_user.find(marker="action-import").click()
+    more(trainer_user, "import")
     await trainer_user.should_see(marker="import-dialog")
     element(trainer_user, "import-text").value = 'max_train_steps = "lots"\nlearning_rate = -1\n'
     trainer_user.find(marker="import-apply").click()
@@ -98,7 +104,7 @@ async def test_import_of_a_broken_file_is_refused(
 
 
 async def test_import_of_a_good_file_replaces_the_form(trainer_user: User) -> None:
-    trainer_user.find(marker="action-import").click()
+    more(trainer_user, "import")
     element(trainer_user, "import-format").value = "json"
     element(trainer_user, "import-text").value = '{"max_train_steps": 42, "optimizer": "prodigy"}'
     trainer_user.find(marker="import-apply").click()
@@ -111,9 +117,9 @@ async def test_import_of_a_good_file_replaces_the_form(trainer_user: User) -> No
 async def test_diff_and_command_lines(trainer_user: User) -> None:
     trainer_user.find(marker="tab-training").click()
     element(trainer_user, "field-max_train_steps").value = 99
-    trainer_user.find(marker="action-diff").click()
+    more(trainer_user, "diff")
     await trainer_user.should_see(marker="diff-dialog")
-    trainer_user.find(marker="action-command-line").click()
+    more(trainer_user, "command-line")
     await trainer_user.should_see(marker="command-python")
     python_line = element(trainer_user, "command-python").content
     assert "python -m trainer" in python_line and "max_train_steps" in python_line

@@ -10,7 +10,7 @@ from nicegui.testing import User
 
 from tests.page_probe import page_of
 
-from .test_trainer_page import choose, element
+from .test_trainer_page import choose, element, search
 
 
 async def test_an_advanced_field_of_an_unopened_tab_is_found_edited_and_kept(
@@ -18,7 +18,7 @@ async def test_an_advanced_field_of_an_unopened_tab_is_found_edited_and_kept(
 ) -> None:
     page = page_of(trainer_user)
     assert "optimizer" not in page.rendered and not page.fields.show_advanced
-    trainer_user.find(marker="search").type("max grad norm")
+    search(trainer_user).type("max grad norm")
     await trainer_user.should_see(marker="hit-max_grad_norm")
     trainer_user.find(marker="hit-max_grad_norm").click()
     assert page.tabs.value == "optimizer"

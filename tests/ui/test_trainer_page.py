@@ -6,6 +6,7 @@ from typing import Any
 
 from nicegui import ui
 from nicegui.testing import User
+from nicegui.testing.user_interaction import UserInteraction
 
 from registry.catalogue import FIELDS
 from tests.page_probe import page_of
@@ -109,9 +110,16 @@ async def test_bad_value_shows_inline_error_and_blocks_start(trainer_user: User)
     await trainer_user.should_not_see(marker="problems")
 
 
+def search(user: User) -> UserInteraction[ui.element]:
+    """The header's search box, made by its button on first use."""
+    if page_of(user).search_box is None:
+        user.find(marker="open-search").click()
+    return user.find(marker="search")
+
+
 async def test_search_jumps_to_a_field_on_another_tab(trainer_user: User) -> None:
     page = page_of(trainer_user)
-    trainer_user.find(marker="search").type("learning rate")
+    search(trainer_user).type("learning rate")
     await trainer_user.should_see(marker="hit-learning_rate")
     trainer_user.find(marker="hit-learning_rate").click()
     assert page.tabs.value == "optimizer"
@@ -120,7 +128,7 @@ async def test_search_jumps_to_a_field_on_another_tab(trainer_user: User) -> Non
 
 
 async def test_search_explains_a_hidden_field(trainer_user: User) -> None:
-    trainer_user.find(marker="search").type("warmup")
+    search(trainer_user).type("warmup")
     await trainer_user.should_see(marker="hit-lr_warmup_steps")
     await trainer_user.should_see("hidden:")
     trainer_user.find(marker="hit-lr_warmup_steps").click()
@@ -129,7 +137,7 @@ async def test_search_explains_a_hidden_field(trainer_user: User) -> None:
 
 async def test_search_finds_the_settings_of_each_dataset(trainer_user: User) -> None:
     page = page_of(trainer_user)
-    trainer_user.find(marker="search").type("caption extension")
+    search(trainer_user).type("caption extension")
     await trainer_user.should_see(marker="hit-datasets.caption_extension")
     await trainer_user.should_see("in each dataset")
     trainer_user.find(marker="hit-datasets.caption_extension").click()
@@ -137,8 +145,8 @@ async def test_search_finds_the_settings_of_each_dataset(trainer_user: User) -> 
     await trainer_user.should_see("Add a dataset to set")  # none yet: says what to do
     trainer_user.find(marker="add-dataset").click()
     await trainer_user.should_see(marker="dataset-0-caption_extension")
-    trainer_user.find(marker="search").clear()
-    trainer_user.find(marker="search").type("caption extension")
+    search(trainer_user).clear()
+    search(trainer_user).type("caption extension")
     trainer_user.find(marker="hit-datasets.caption_extension").click()
     await trainer_user.should_not_see(marker="search-results")
     field = element(trainer_user, "dataset-0-caption_extension")
