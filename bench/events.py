@@ -16,8 +16,13 @@ The events come from a synthetic trainer: the real trainer's EventSink (events.j
 batched POSTs to /callbacks with the run's token, at the real trainer's default interval;
 --trainer-flush S compares other intervals), launched by the real run service.
 
+--browsers B makes at most B clients real browsers and the others page sockets without a
+browser (bench/socket_client.py): the server does the same work for them, and on a 2-core
+machine five headless browsers otherwise take most of the cores the server needs (users'
+browsers run on their own machines). The browsers' own CPU share is printed per phase.
+
 Run: .venv/bin/python bench/events.py [--duration 20] [--rates 100,1000,5000] [--clients 1,5]
-[--trainer-flush S] (writes bench/results/events.json). Roles used internally: --serve PORT,
+[--trainer-flush S] [--browsers B] [--label L] (writes bench/results/events[_L].json). Roles used internally: --serve PORT,
 --source. TUNERDECK_BENCH_PROFILE=FILE profiles the server (cProfile) into FILE.
 """
 
@@ -25,11 +30,9 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
 import inspect
 import json
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -42,17 +45,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from page_frames import CHART_WAIT_S, client_figures, steps_shown
+from socket_client import SocketClient
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-# What the page shows, read from the outside: the browsers' DevTools performance log records
-# every websocket frame the page receives, with the browser's receive time (CLOCK_MONOTONIC,
-# the clock of time.monotonic() here). The page itself carries nothing for the bench.
-STEP_SHOWN = re.compile(r"step (\d+)/\d+")  # the header's "step N/M" (and the banner's)
-CHART_DRAW = "run_chart_method"
-CHART_WAIT_S = 1.5  # longer than the page's chart redraw interval
-CHART_ID = re.compile(r'runMethod\((\d+), \\"run_chart_method')  # in the JSON-quoted code
-FLUSH_ENV = "TUNERDECK_BENCH_TRAINER_FLUSH_S"  # a chart redraw: runMethod(id, "run_chart_method", ["setOption", ...])
+FLUSH_ENV = "TUNERDECK_BENCH_TRAINER_FLUSH_S"
 
 
 # ---- role 1: the synthetic trainer -----------------------------------------------------------
@@ -240,6 +239,8 @@ def _browsers_cpu(drivers: list[Any]) -> float:
 
     total = 0.0
     for driver in drivers:
+        if isinstance(driver, SocketClient):
+            continue  # runs in this process, not beside the server
         try:
             root = psutil.Process(driver.service.process.pid)
             for proc in [root, *root.children(recursive=True)]:
@@ -252,6 +253,8 @@ def _browsers_cpu(drivers: list[Any]) -> float:
 
 def _frames(driver: Any) -> list[tuple[float, str]]:
     """(receive time, payload) of the websocket frames the page got since the last call."""
+    if isinstance(driver, SocketClient):
+        return driver.frames()
     frames = []
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
@@ -259,30 +262,6 @@ def _frames(driver: Any) -> list[tuple[float, str]]:
             params = message["params"]
             frames.append((params["timestamp"], params["response"]["payloadData"]))
     return frames
-
-
-def _steps_shown(frames: list[tuple[float, str]]) -> list[tuple[float, int]]:
-    """(receive time, highest "step N" in the frame) for each frame that shows a step."""
-    shown = []
-    for ts, payload in frames:
-        steps = [int(m) for m in STEP_SHOWN.findall(payload)]
-        if steps:
-            shown.append((ts, max(steps)))
-    return shown
-
-
-def _last_chart_step(frames: list[tuple[float, str]]) -> int | None:
-    """The highest step in the loss series of the last chart redraw."""
-    for _ts, payload in reversed(frames):
-        if CHART_DRAW not in payload:
-            continue
-        data = json.loads(payload[payload.index("[") :])[1]
-        code = data["code"]
-        args = json.loads(code[code.index('"run_chart_method", ') + 20 : code.rindex(")")])
-        loss = [s for s in args[1]["series"] if s["name"] == "loss"]
-        if loss:  # else the learning-rate chart
-            return max((int(x) for x, _y in loss[0]["data"]), default=0)
-    return None
 
 
 def _emitted(run_dir: Path) -> dict[int, float]:
@@ -293,48 +272,6 @@ def _emitted(run_dir: Path) -> dict[int, float]:
         if event["type"] == "progress":
             emitted[event["data"]["step"]] = event["ts"]
     return emitted
-
-
-@dataclasses.dataclass
-class ClientFigures:
-    """What the browsers' frames show, over all clients of one phase."""
-
-    emitted: int
-    latencies: list[float] = dataclasses.field(default_factory=list)
-    lost_per_client: list[int] = dataclasses.field(default_factory=list)
-    backwards: int = 0
-    redraws_max: list[int] = dataclasses.field(default_factory=list)
-    redraws_mean: list[float] = dataclasses.field(default_factory=list)
-    chart_tail: list[int | None] = dataclasses.field(default_factory=list)
-    step_frames: list[float] = dataclasses.field(default_factory=list)  # header updates per s
-
-
-def _client_figures(
-    frames: list[list[tuple[float, str]]], emitted: dict[int, float], total: int, seconds: float
-) -> ClientFigures:
-    to_wall = time.time() - time.monotonic()  # the browsers' frame times are monotonic
-    got = ClientFigures(emitted=len(emitted))
-    for client_frames in frames:
-        # Each step is on the page from the first frame showing it or a later step.
-        covered = 0
-        for ts, step in _steps_shown(client_frames):
-            if step < covered:
-                got.backwards += 1
-            while covered < step and covered < total:
-                covered += 1
-                got.latencies.append(ts + to_wall - emitted[covered])
-        got.lost_per_client.append(total - covered)
-        got.step_frames.append(len(_steps_shown(client_frames)) / seconds)
-        # Redraws per chart (the loss and the learning-rate chart) in each whole second.
-        draws = [
-            (m.group(1), ts) for ts, payload in client_frames if (m := CHART_ID.search(payload))
-        ]
-        per_second = collections.Counter((chart, int(ts)) for chart, ts in draws)
-        got.redraws_max.append(max(per_second.values(), default=0))
-        charts = len({chart for chart, _ts in draws}) or 1
-        got.redraws_mean.append(len(draws) / charts / seconds)
-        got.chart_tail.append(_last_chart_step(client_frames))
-    return got
 
 
 def _phase(
@@ -368,7 +305,7 @@ def _phase(
         time.sleep(1.0)
         for i, driver in enumerate(drivers):
             frames[i].extend(_frames(driver))
-        if all((s := _steps_shown(f)) and s[-1][1] >= total for f in frames):
+        if all((s := steps_shown(f)) and s[-1][1] >= total for f in frames):
             break
     time.sleep(CHART_WAIT_S)  # the charts' last (throttled) redraw
     for i, driver in enumerate(drivers):
@@ -376,17 +313,13 @@ def _phase(
     cpu1, t1 = proc.cpu_times(), time.monotonic()
     cpu_share = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / (t1 - t0)
     browsers_share = (_browsers_cpu(drivers) - browsers0) / (t1 - t0)
-    emitted = {}  # step -> when the synthetic trainer emitted it (wall clock)
-    for line in (run_dir / "events.jsonl").read_text().splitlines():
-        event = json.loads(line)
-        if event["type"] == "progress":
-            emitted[event["data"]["step"]] = event["ts"]
-    got = _client_figures(frames, _emitted(run_dir), total, t1 - t0)
+    got = client_figures(frames, _emitted(run_dir), total, t1 - t0)
     _wait_state(base, run_id, {"completed", "failed", "stopped"}, timeout=60)
     latencies = sorted(got.latencies)
     return {
         "rate": rate,
         "clients": len(drivers),
+        "browsers": sum(not isinstance(d, SocketClient) for d in drivers),
         "duration_s": duration,
         "emitted": got.emitted,
         "lost_max_per_client": max(got.lost_per_client),
@@ -442,7 +375,10 @@ def run_driver(args: argparse.Namespace) -> int:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError(f"server did not start; see {home / 'server.log'}") from None
                 time.sleep(0.3)
-        drivers = [_browser() for _ in range(max(client_counts))]
+        wanted = max(client_counts)
+        browsers = min(wanted, args.browsers if args.browsers is not None else wanted)
+        drivers = [_browser() for _ in range(browsers)]
+        drivers += [SocketClient() for _ in range(wanted - browsers)]
         for d in drivers:
             d.get(f"{base}/runs")  # warm up the page assets
         time.sleep(2)
@@ -467,7 +403,7 @@ def run_driver(args: argparse.Namespace) -> int:
             d.quit()
         server.terminate()
         server.wait(timeout=20)
-    out = REPO / "bench" / "results" / "events.json"
+    out = REPO / "bench" / "results" / f"events{'_' + args.label if args.label else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written {out}")
@@ -489,6 +425,14 @@ def main() -> int:
         default=None,
         help="the synthetic trainer's send interval in s (default: the real trainer's)",
     )
+    parser.add_argument(
+        "--browsers",
+        type=int,
+        default=None,
+        help="real browsers at most (default: every client); the other clients are page "
+        "sockets without a browser (bench/socket_client.py)",
+    )
+    parser.add_argument("--label", default="", help="writes bench/results/events_LABEL.json")
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--source", action="store_true", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()

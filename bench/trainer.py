@@ -103,22 +103,20 @@ class DenoiserHooks:
         return uninstall
 
 
-class MemoryClock:
-    """Resident memory (and step stamps) at each denoiser call of a loop run alone."""
+class StepMemory:
+    """The process's resident memory at each denoiser call of a loop run alone."""
 
     def __init__(self) -> None:
         import psutil
 
-        self.stamps: list[float] = []
         self.rss: list[int] = []
         self._proc = psutil.Process()
 
     def hook(self) -> Callable[..., None]:
-        def stamp(module: Any, args: Any) -> None:
-            self.stamps.append(time.perf_counter())
+        def record(module: Any, args: Any) -> None:
             self.rss.append(self._proc.memory_info().rss)
 
-        return stamp
+        return record
 
 
 def _blocks(turns: list[list[float]]) -> list[float]:
@@ -324,6 +322,7 @@ class Measured:
             f: {m: [] for m in MODES if m != "bare"} for f in families
         }
         self.rss: dict[str, dict[str, float]] = {f: {} for f in families}
+        self.rss_peak: dict[str, dict[str, float]] = {f: {} for f in families}
         self.cuda_peak: dict[str, dict[str, int]] = {f: {} for f in families}
         self.busy: list[float] = []
         self.own: list[float] = []
@@ -365,12 +364,13 @@ def _alone(got: Measured, hooks: DenoiserHooks, family: str, args: tuple[Any, ..
 
     runners = {"bare": _bare_run} | {m: _trainer_run for m in MODES[1:]}
     for mode in MODES:
-        clock = MemoryClock()
-        hooks.make = clock.hook
+        memory = StepMemory()
+        hooks.make = memory.hook
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         runners[mode](*args, mode)
-        got.rss[family][mode] = statistics.median(clock.rss[WARMUP:])
+        got.rss[family][mode] = statistics.median(memory.rss[WARMUP:])
+        got.rss_peak[family][mode] = max(memory.rss)
         if torch.cuda.is_available():
             got.cuda_peak[family][mode] = torch.cuda.max_memory_allocated()
 
@@ -408,6 +408,7 @@ def _family_entry(family: str, got: Measured, cuda: bool) -> dict[str, Any]:
     saving = 1 - ratios["trainer_quiet"] / ratios["trainer_cached"]
     entry["cache_saving_per_step"] = round(saving, 3)
     entry["rss_during_steps_mb"] = {m: round(v / 2**20) for m, v in got.rss[family].items()}
+    entry["rss_peak_at_steps_mb"] = {m: round(v / 2**20) for m, v in got.rss_peak[family].items()}
     if cuda:
         entry["cuda_peak_bytes"] = got.cuda_peak[family]
     return entry
@@ -442,7 +443,8 @@ def main() -> None:
         "models": {f: _family_entry(f, got, cuda) for f in families},
         # On the CPU a cache moves no memory (the VAE and text encoders stay in RAM); it saves
         # only the encoders' transient activations and the decoded images.
-        "rss_note": "median RSS of the whole process at the denoiser calls of each mode run alone",
+        "rss_note": "RSS of the whole process at the denoiser calls of each mode run alone: "
+        "median after warm-up, and the highest",
         "load": {
             "cpus": os.cpu_count(),
             "loadavg_before": [round(x, 2) for x in load_before],
