@@ -13,6 +13,9 @@ demo images. Modes:
 Each trainer mode runs against the bare loop in the same process, the two taking turns every
 BLOCK_STEPS steps (bench/take_turns.py): on a shared machine core speed drifts over seconds,
 and loops run one after the other differed by up to 10% between runs for that reason alone.
+Both loops run in threads of their own, never in the main thread, where the same loop ran
+about 2% slower (so the trainer's stop-signal handlers, which need the main thread, are not
+installed here; the bench sends no signals).
 A step's time is what its loop did between two denoiser forward calls (a forward pre-hook), so
 model loading, the cache fill and the final save are not counted. Each loop's first turn is
 warm-up; each later turn is one block (its mean step time, leaving out the turn's first step,
@@ -20,7 +23,9 @@ which pays for the switch), paired with the other loop's block next to it in tim
 thread pool waits passively here (OMP_WAIT_POLICY, set below): absolute step times are about
 10% slower than a process running alone, the same for both loops. Every pairing runs ROUNDS
 times; seconds per step are min / median / max over all blocks, and ratios are medians of the
-pairs' ratios (their spread is printed too).
+pairs' ratios (their spread, and every pair's ratio, are saved too).
+With --control a bare loop also runs in the trainer's place against the bare loop: its ratio
+shows what the method reads for two identical loops (ideally 1.0), i.e. its noise and bias.
   ratio = bare s/step / trainer s/step (throughput share; goal >= 0.97 quiet, >= 0.95 events)
   outside_share = 1 - ratio: time outside the work of a step (bookkeeping, events, syncs)
   cache_saving = 1 - cached s/step / quiet s/step (both against the same bare loop)
@@ -28,8 +33,8 @@ Memory: after the paired rounds each mode runs once alone, recording the process
 on CUDA the peak allocated memory) at its steps.
 The machine's load (load average, CPU busy % before and during the runs, and the share of a
 core this process got) is recorded with the figures: on a shared machine they are noisy.
-Run: .venv/bin/python bench/trainer.py [--rounds N] [--models demo,sd1x,sdxl,flux-dev,...]
-     (writes bench/results/trainer.json)
+Run: .venv/bin/python bench/trainer.py [--rounds N] [--control] [--models demo,sd1x,...]
+     [--label L] (writes bench/results/trainer.json, or trainer_L.json)
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ FLOW = ("flux-dev", "flux-schnell", "sd3")
 ALL_MODELS = "demo,sd1x,sdxl,flux-dev,flux-schnell,sd3"
 WARMUP, BLOCKS, BLOCK_STEPS = 3, 4, 8
 MODES = ("bare", "trainer_quiet", "trainer_events", "trainer_cached")
+CONTROL = "bare_control"  # a bare loop in the trainer's place (--control)
 STEPS = (1 + BLOCKS) * BLOCK_STEPS + 1  # a warm-up turn, then BLOCKS measured turns
 GOALS = {"trainer_quiet": 0.97, "trainer_events": 0.95}
 
@@ -314,12 +320,13 @@ class Measured:
     """Per family: block step times per mode, paired block ratios (bare / trainer) per
     trainer mode, RSS at the steps and CUDA peak per mode; and the load."""
 
-    def __init__(self, families: list[str]) -> None:
+    def __init__(self, families: list[str], paired: list[str]) -> None:
+        self.paired = paired  # the modes paired with the bare loop
         self.per_step: dict[str, dict[str, list[float]]] = {
-            f: {m: [] for m in MODES} for f in families
+            f: {m: [] for m in ["bare", *paired]} for f in families
         }
         self.ratios: dict[str, dict[str, list[float]]] = {
-            f: {m: [] for m in MODES if m != "bare"} for f in families
+            f: {m: [] for m in paired} for f in families
         }
         self.rss: dict[str, dict[str, float]] = {f: {} for f in families}
         self.rss_peak: dict[str, dict[str, float]] = {f: {} for f in families}
@@ -344,13 +351,13 @@ def _timed(got: Measured, work: Callable[[], dict[str, list[float]]]) -> dict[st
 
 
 def _paired(got: Measured, hooks: DenoiserHooks, family: str, args: tuple[Any, ...]) -> None:
-    """Each trainer mode against the bare loop, taking turns step by step."""
-    for mode in MODES[1:]:
+    """Each trainer mode (and the control) against the bare loop, taking turns by blocks."""
+    for mode in got.paired:
         turns = TakeTurns("trainer", "bare", turn_steps=BLOCK_STEPS)
         hooks.make = turns.pre_hook
+        run = _bare_run if mode == CONTROL else _trainer_run
         steps = _timed(
-            got,
-            partial(turns.run, partial(_trainer_run, *args, mode), partial(_bare_run, *args)),
+            got, partial(turns.run, partial(run, *args, mode), partial(_bare_run, *args))
         )
         bare, trained = _blocks(steps["bare"]), _blocks(steps["trainer"])
         got.per_step[family]["bare"] += bare
@@ -375,12 +382,18 @@ def _alone(got: Measured, hooks: DenoiserHooks, family: str, args: tuple[Any, ..
             got.cuda_peak[family][mode] = torch.cuda.max_memory_allocated()
 
 
-def _measure(families: list[str], rounds: int, data: Path) -> Measured:
+def _measure(families: list[str], rounds: int, data: Path, control: bool) -> Measured:
     """ROUNDS paired runs of every trainer mode against the bare loop per family, then one
     run of each mode alone for memory."""
+    from trainer.stop_signals import StopRequest
+
     models = _tiny_models(families)
-    got, hooks = Measured(families), DenoiserHooks()
+    got = Measured(families, [*MODES[1:], *([CONTROL] if control else [])])
+    hooks = DenoiserHooks()
     uninstall = hooks.install()
+    install_signals = StopRequest.install
+    # Handlers can only be installed from the main thread, and the paired loops run in others.
+    StopRequest.install = lambda self: None  # type: ignore[method-assign]
     try:
         for family in families:
             args = (family, models[family], data)
@@ -389,6 +402,7 @@ def _measure(families: list[str], rounds: int, data: Path) -> Measured:
             _alone(got, hooks, family, args)
     finally:
         uninstall()
+        StopRequest.install = install_signals  # type: ignore[method-assign]
     return got
 
 
@@ -399,6 +413,9 @@ def _family_entry(family: str, got: Measured, cuda: bool) -> dict[str, Any]:
         "seconds_per_step": {m: _spread(v) for m, v in got.per_step[family].items()},
         "paired_ratio_spread": {m: _spread(v) for m, v in got.ratios[family].items()},
     }
+    entry["paired_ratios"] = {m: [round(r, 4) for r in v] for m, v in got.ratios[family].items()}
+    if CONTROL in ratios:
+        entry["control_ratio"] = round(ratios[CONTROL], 3)
     for mode, goal in GOALS.items():
         name = mode.removeprefix("trainer_")
         entry[f"ratio_{name}"] = round(ratios[mode], 3)
@@ -418,6 +435,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", default=ALL_MODELS)
+    parser.add_argument("--label", default="", help="writes trainer_LABEL.json")
+    parser.add_argument(
+        "--control", action="store_true", help="also pair a bare loop with the bare loop"
+    )
     args = parser.parse_args()
     os.environ.setdefault("TUNERDECK_HOME", str(Path(tempfile.gettempdir()) / "tunerdeck-bench"))
     import psutil
@@ -430,7 +451,7 @@ def main() -> None:
     cpu_before = psutil.cpu_percent(interval=1.0)
     started = time.perf_counter()
     families = [f.strip() for f in args.models.split(",") if f.strip()]
-    got = _measure(families, args.rounds, ensure_demo_dataset())
+    got = _measure(families, args.rounds, ensure_demo_dataset(), args.control)
     cuda = torch.cuda.is_available()
     result = {
         "batch_size": BATCH,
@@ -456,7 +477,8 @@ def main() -> None:
         "bench_seconds": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(result, indent=2))
-    out = REPO / "bench" / "results" / "trainer.json"
+    name = f"trainer_{args.label}.json" if args.label else "trainer.json"
+    out = REPO / "bench" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
